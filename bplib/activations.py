@@ -1,0 +1,141 @@
+"""Elementwise activations: sigmoid, tanh and ReLU (chapter 1).
+
+Each activation comes three ways: the plain function, its elementwise
+derivative (``*_prime``), and a forward/backward pair for networks. The arrays
+may have any shape; the derivative of an elementwise function is diagonal,
+so the backward pass is one elementwise product with the upstream gradient.
+"""
+
+import numpy as np
+
+from bplib._validate import as_float_array, check_cache, check_same_shape
+
+
+def sigmoid(z):
+    """sigma(z) = 1 / (1 + exp(-z)), computed without overflow for any finite z.
+
+    Parameters: z, array of any shape. Returns: an array of the same shape in [0, 1].
+    Derived in chapter 1.
+    """
+    z = as_float_array("sigmoid", "z", z)
+    # exp of a non-positive number never overflows: use exp(-|z|) on both sides.
+    e = np.exp(-np.abs(z))
+    return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def sigmoid_prime(z):
+    """sigma'(z) = sigma(z) (1 - sigma(z)), at most 1/4 (at z = 0).
+
+    Parameters: z, array of any shape. Returns: an array of the same shape.
+    Derived in chapter 1.
+    """
+    s = sigmoid(z)
+    return s * (1.0 - s)
+
+
+def tanh(z):
+    """tanh(z) = (e^z - e^-z) / (e^z + e^-z) = 2 sigma(2z) - 1.
+
+    Parameters: z, array of any shape. Returns: an array of the same shape in [-1, 1].
+    Derived in chapter 1.
+    """
+    return np.tanh(as_float_array("tanh", "z", z))
+
+
+def tanh_prime(z):
+    """tanh'(z) = 1 - tanh(z)^2, at most 1 (at z = 0).
+
+    Parameters: z, array of any shape. Returns: an array of the same shape.
+    Derived in chapter 1.
+    """
+    t = np.tanh(as_float_array("tanh_prime", "z", z))
+    return 1.0 - t * t
+
+
+def relu(z):
+    """relu(z) = max(0, z).
+
+    Parameters: z, array of any shape. Returns: an array of the same shape.
+    Derived in chapter 1.
+    """
+    z = as_float_array("relu", "z", z)
+    return np.maximum(z, 0.0).astype(z.dtype, copy=False)
+
+
+def relu_prime(z):
+    """relu'(z) = 1 if z > 0 else 0; at the kink z = 0 we take 0, as PyTorch does.
+
+    Parameters: z, array of any shape. Returns: an array of the same shape.
+    Derived in chapter 1.
+    """
+    z = as_float_array("relu_prime", "z", z)
+    return (z > 0).astype(z.dtype)
+
+
+def _upstream(fn, dout, ref, ref_name):
+    dout = as_float_array(fn, "dout", dout)
+    check_same_shape(fn, "dout", dout, ref_name, ref)
+    return dout
+
+
+def sigmoid_forward(x):
+    """out = sigma(x), elementwise; the cache keeps out, since sigma' = out (1 - out).
+
+    Parameters: x, array of any shape. Returns: (out, cache), out the shape of x.
+    Derived in chapter 1.
+    """
+    out = sigmoid(as_float_array("sigmoid_forward", "x", x))
+    return out, (out,)
+
+
+def sigmoid_backward(dout, cache):
+    """dx = dout * out * (1 - out).
+
+    Parameters: dout, the shape of out; cache from sigmoid_forward. Returns: dx, the shape of x.
+    Derived in chapter 1.
+    """
+    (out,) = check_cache("sigmoid_backward", cache, 1)
+    dout = _upstream("sigmoid_backward", dout, out, "out")
+    return dout * out * (1.0 - out)
+
+
+def tanh_forward(x):
+    """out = tanh(x), elementwise; the cache keeps out, since tanh' = 1 - out^2.
+
+    Parameters: x, array of any shape. Returns: (out, cache), out the shape of x.
+    Derived in chapter 1.
+    """
+    out = np.tanh(as_float_array("tanh_forward", "x", x))
+    return out, (out,)
+
+
+def tanh_backward(dout, cache):
+    """dx = dout * (1 - out^2).
+
+    Parameters: dout, the shape of out; cache from tanh_forward. Returns: dx, the shape of x.
+    Derived in chapter 1.
+    """
+    (out,) = check_cache("tanh_backward", cache, 1)
+    dout = _upstream("tanh_backward", dout, out, "out")
+    return dout * (1.0 - out * out)
+
+
+def relu_forward(x):
+    """out = max(0, x), elementwise; the cache keeps x to know where x > 0.
+
+    Parameters: x, array of any shape. Returns: (out, cache), out the shape of x.
+    Derived in chapter 1.
+    """
+    x = as_float_array("relu_forward", "x", x)
+    return np.maximum(x, 0.0).astype(x.dtype, copy=False), (x,)
+
+
+def relu_backward(dout, cache):
+    """dx = dout where x > 0, else 0 (the gradient at the kink x = 0 is taken as 0).
+
+    Parameters: dout, the shape of x; cache from relu_forward. Returns: dx, the shape of x.
+    Derived in chapter 1.
+    """
+    (x,) = check_cache("relu_backward", cache, 1)
+    dout = _upstream("relu_backward", dout, x, "x")
+    return np.where(x > 0, dout, 0.0).astype(dout.dtype, copy=False)

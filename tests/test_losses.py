@@ -1,0 +1,248 @@
+"""Tests of bplib.losses (chapter 1): values, gradients, stability, bad input."""
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from strategies import batch_shapes, float_arrays, seeds
+
+from bplib import losses
+from bplib.activations import sigmoid
+from bplib.gradcheck import check_backward
+
+BCE = losses.binary_cross_entropy
+BCE_LOGITS = losses.binary_cross_entropy_with_logits
+
+
+def test_half_squared_error_by_hand():
+    # ((1-0)^2 + (2-0)^2 + (0-3)^2) / 2 / N with N = 2: (1 + 4 + 9) / 4 = 3.5
+    y = np.array([[1.0, 2.0], [0.0, 0.0]])
+    t = np.array([[0.0, 0.0], [3.0, 0.0]])
+    assert losses.half_squared_error(y, t) == 3.5
+
+
+def test_bce_by_hand():
+    # One example, p = 0.8, t = 1: -log 0.8; another, p = 0.25, t = 0: -log 0.75.
+    p, t = np.array([0.8, 0.25]), np.array([1.0, 0.0])
+    assert BCE(p, t) == pytest.approx(-(np.log(0.8) + np.log(0.75)) / 2, rel=1e-14)
+
+
+@given(shape=batch_shapes, seed=seeds())
+def test_logits_form_equals_probability_form(shape, seed):
+    rng = np.random.default_rng(seed)
+    z, t = rng.uniform(-10, 10, shape), rng.random(shape)
+    assert BCE_LOGITS(z, t) == pytest.approx(BCE(sigmoid(z), t), rel=1e-9, abs=1e-12)
+
+
+@given(shape=batch_shapes, seed=seeds())
+def test_gradient_checks(shape, seed):
+    rng = np.random.default_rng(seed)
+    y, t = rng.standard_normal(shape), rng.standard_normal(shape)
+    check_backward(losses.half_squared_error_forward, losses.half_squared_error_backward, (y, t), wrt=(0,), names=("y",), rng=rng)
+    p, t01 = rng.uniform(0.05, 0.95, shape), rng.random(shape)
+    check_backward(losses.binary_cross_entropy_forward, losses.binary_cross_entropy_backward, (p, t01), wrt=(0,), names=("p",), rng=rng)
+    check_backward(
+        losses.binary_cross_entropy_with_logits_forward, losses.binary_cross_entropy_with_logits_backward,
+        (y * 3, t01), wrt=(0,), names=("z",), rng=rng,
+    )
+
+
+@given(z=float_arrays(batch_shapes), seed=seeds())
+def test_logits_gradient_is_sigmoid_minus_target_over_n(z, seed):
+    t = np.random.default_rng(seed).random(z.shape)
+    _, cache = losses.binary_cross_entropy_with_logits_forward(z, t)
+    np.testing.assert_allclose(losses.binary_cross_entropy_with_logits_backward(1.0, cache), (sigmoid(z) - t) / z.shape[0], atol=1e-15)
+
+
+def test_loss_is_a_mean_over_the_batch():
+    rng = np.random.default_rng(1)
+    y, t = rng.standard_normal((4, 3)), rng.standard_normal((4, 3))
+    singles = [losses.half_squared_error(y[i:i + 1], t[i:i + 1]) for i in range(4)]
+    assert losses.half_squared_error(y, t) == pytest.approx(np.mean(singles), rel=1e-14)
+    z = rng.standard_normal((4, 3))
+    t01 = rng.random((4, 3))
+    assert BCE_LOGITS(z, t01) == pytest.approx(np.mean([BCE_LOGITS(z[i:i + 1], t01[i:i + 1]) for i in range(4)]), rel=1e-14)
+
+
+def test_extremes_stay_finite():
+    z = np.array([-1e4, -1000.0, 0.0, 1000.0, 1e4])
+    t = np.array([1.0, 1.0, 0.5, 0.0, 1.0])
+    loss, cache = losses.binary_cross_entropy_with_logits_forward(z, t)
+    # z = -1e4 with t = 1 costs 1e4, z = 1000 with t = 0 costs 1000, z = 0 costs log 2.
+    assert loss == pytest.approx((1e4 + 1000 + 1000 + np.log(2)) / 5, rel=1e-12)
+    assert np.all(np.isfinite(losses.binary_cross_entropy_with_logits_backward(1.0, cache)))
+    p = np.array([0.0, 1.0, 0.0, 1.0])
+    t = np.array([0.0, 1.0, 1.0, 0.0])
+    loss, cache = losses.binary_cross_entropy_forward(p, t)
+    assert np.isfinite(loss) and loss > 10  # the wrong certain answers cost about -log(1e-12) each
+    assert np.all(np.isfinite(losses.binary_cross_entropy_backward(1.0, cache)))
+
+
+def test_dloss_scales_the_gradient():
+    y, t = np.array([[1.0, -1.0]]), np.zeros((1, 2))
+    _, cache = losses.half_squared_error_forward(y, t)
+    np.testing.assert_array_equal(losses.half_squared_error_backward(2.0, cache), 2.0 * y)
+
+
+FORWARDS = [losses.half_squared_error_forward, losses.binary_cross_entropy_forward, losses.binary_cross_entropy_with_logits_forward]
+BACKWARDS = [losses.half_squared_error_backward, losses.binary_cross_entropy_backward, losses.binary_cross_entropy_with_logits_backward]
+
+
+@pytest.mark.parametrize("forward", FORWARDS)
+def test_mismatched_shapes_name_both(forward):
+    with pytest.raises(ValueError, match=r"has shape \(2, 3\) but 't' has shape \(3, 2\)"):
+        forward(np.full((2, 3), 0.5), np.full((3, 2), 0.5))
+
+
+@pytest.mark.parametrize("forward", FORWARDS)
+def test_scalar_prediction_is_refused(forward):
+    with pytest.raises(ValueError, match="must have a batch axis"):
+        forward(0.5, 0.5)
+
+
+@pytest.mark.parametrize("forward", FORWARDS)
+def test_wrong_dtype_and_nan_are_refused(forward):
+    with pytest.raises(TypeError, match="dtype"):
+        forward(np.array(["a", "b"]), np.zeros(2))
+    with pytest.raises(ValueError, match="NaN"):
+        forward(np.array([0.5, np.nan]), np.zeros(2))
+    with pytest.raises(ValueError, match="'t' contains NaN"):
+        forward(np.array([0.5, 0.5]), np.array([0.0, np.nan]))
+
+
+@pytest.mark.parametrize("forward", FORWARDS[1:])
+def test_targets_outside_zero_one_are_refused(forward):
+    with pytest.raises(ValueError, match="'t' must hold values in"):
+        forward(np.array([0.5]), np.array([2.0]))
+
+
+def test_probabilities_outside_zero_one_are_refused():
+    with pytest.raises(ValueError, match="'p' must hold values in"):
+        BCE(np.array([1.5]), np.array([1.0]))
+
+
+@pytest.mark.parametrize("forward, backward", list(zip(FORWARDS, BACKWARDS)))
+def test_backward_rejects_bad_dloss_and_cache(forward, backward):
+    _, cache = forward(np.full((2, 1), 0.5), np.full((2, 1), 0.5))
+    with pytest.raises(TypeError, match="'dloss'"):
+        backward(np.ones((2, 1)), cache)
+    with pytest.raises(TypeError, match="'dloss'"):
+        backward(float("nan"), cache)
+    with pytest.raises(TypeError, match="'cache'"):
+        backward(1.0, (cache[0],))
+
+
+# --- softmax, log-softmax and softmax cross-entropy (chapter 6) ---
+
+SCE = losses.softmax_cross_entropy
+
+
+def _labels_for(z, rng):
+    return rng.integers(0, z.shape[1], size=z.shape[0])
+
+
+def test_softmax_by_hand():
+    # exp(0), exp(ln 2), exp(ln 5) are 1, 2, 5: softmax is (1, 2, 5) / 8.
+    z = np.log(np.array([[1.0, 2.0, 5.0]]))
+    np.testing.assert_allclose(losses.softmax(z), [[0.125, 0.25, 0.625]], rtol=1e-14)
+    # Cross-entropy of label 2 is -log(5/8).
+    assert SCE(z, np.array([2])) == pytest.approx(-np.log(0.625), rel=1e-14)
+
+
+@given(z=float_arrays(batch_shapes), shift=st.floats(-100, 100))
+def test_softmax_rows_sum_to_one_and_are_shift_invariant(z, shift):
+    s = losses.softmax(z)
+    np.testing.assert_allclose(s.sum(axis=1), 1.0, rtol=1e-12)
+    np.testing.assert_allclose(losses.softmax(z + shift), s, rtol=1e-9, atol=1e-15)
+    np.testing.assert_allclose(np.exp(losses.log_softmax(z)), s, rtol=1e-12)
+
+
+@given(shape=batch_shapes, seed=seeds())
+def test_softmax_pairs_pass_gradient_checks(shape, seed):
+    rng = np.random.default_rng(seed)
+    z = rng.standard_normal(shape) * 2
+    check_backward(losses.softmax_forward, losses.softmax_backward, (z,), names=("z",), rng=rng)
+    check_backward(losses.log_softmax_forward, losses.log_softmax_backward, (z,), names=("z",), rng=rng)
+    y = _labels_for(z, rng)
+    check_backward(losses.softmax_cross_entropy_forward, losses.softmax_cross_entropy_backward, (z, y), wrt=(0,), names=("z",), rng=rng)
+
+
+@given(shape=batch_shapes, seed=seeds())
+def test_fused_gradient_equals_the_chain_through_the_jacobian(shape, seed):
+    rng = np.random.default_rng(seed)
+    z = rng.standard_normal(shape)
+    y = _labels_for(z, rng)
+    _, cache = losses.softmax_cross_entropy_forward(z, y)
+    fused = losses.softmax_cross_entropy_backward(1.0, cache)
+    # The long way: L = -(1/N) sum log s[n, y_n], so dL/ds = -onehot / (N s); then
+    # apply the full Jacobian diag(s) - s s^T of each row, formed explicitly.
+    s = losses.softmax(z)
+    ds = -losses.onehot(y, shape[1]) / (shape[0] * s)
+    chained = np.stack([(np.diag(s_n) - np.outer(s_n, s_n)) @ ds_n for s_n, ds_n in zip(s, ds)])
+    np.testing.assert_allclose(fused, chained, atol=1e-12)
+
+
+def test_extreme_logits_stay_finite():
+    z = np.array([[1e4, -1e4, 0.0], [-1e4, -1e4, -1e4], [1000.0, 1000.0, -1000.0]])
+    y = np.array([1, 0, 2])
+    loss, cache = losses.softmax_cross_entropy_forward(z, y)
+    # Row 1 costs 2e4 (label logit 2e4 below the max), row 2 costs log 3,
+    # row 3 costs 2000 + log 2; by hand from the log-sum-exp.
+    assert loss == pytest.approx((2e4 + np.log(3) + 2000 + np.log(2)) / 3, rel=1e-12)
+    grads = losses.softmax_cross_entropy_backward(1.0, cache)
+    assert np.all(np.isfinite(grads))
+    assert np.all(np.isfinite(losses.softmax(z))) and np.all(np.isfinite(losses.log_softmax(z)))
+
+
+def test_onehot():
+    np.testing.assert_array_equal(losses.onehot(np.array([2, 0]), 3), [[0, 0, 1], [1, 0, 0]])
+    with pytest.raises(TypeError, match="'K' must be an integer"):
+        losses.onehot(np.array([0]), 2.0)
+    with pytest.raises(ValueError, match="outside"):
+        losses.onehot(np.array([3]), 3)
+
+
+@pytest.mark.parametrize("fn", [losses.softmax, losses.log_softmax, losses.softmax_forward, losses.log_softmax_forward])
+def test_softmax_rejects_bad_logits(fn):
+    with pytest.raises(ValueError, match="'z' must have a class axis"):
+        fn(1.0)
+    with pytest.raises(TypeError, match="'z'"):
+        fn(np.array(["a"]))
+    with pytest.raises(ValueError, match="'z' contains NaN"):
+        fn(np.array([[np.nan, 0.0]]))
+
+
+@pytest.mark.parametrize("forward, backward, name", [
+    (losses.softmax_forward, losses.softmax_backward, "ds' has shape \\(3, 2\\) but 's'"),
+    (losses.log_softmax_forward, losses.log_softmax_backward, "dout' has shape \\(3, 2\\) but 'out'"),
+])
+def test_softmax_backward_rejects_wrong_shapes(forward, backward, name):
+    _, cache = forward(np.zeros((2, 3)))
+    with pytest.raises(ValueError, match=name):
+        backward(np.zeros((3, 2)), cache)
+    with pytest.raises(TypeError, match="'cache'"):
+        backward(np.zeros((2, 3)), ())
+
+
+def test_cross_entropy_rejects_bad_labels():
+    z = np.zeros((2, 3))
+    with pytest.raises(TypeError, match="'y' must be an integer numpy array"):
+        SCE(z, np.array([0.0, 1.0]))
+    with pytest.raises(TypeError, match="'y' must be an integer numpy array"):
+        SCE(z, [0, 1])
+    with pytest.raises(ValueError, match=r"'y' must have shape \(N,\) = \(2,\) to match 'z' of shape \(2, 3\), got \(3,\)"):
+        SCE(z, np.array([0, 1, 2]))
+    with pytest.raises(ValueError, match=r"outside \[0, K\) = \[0, 3\)"):
+        SCE(z, np.array([0, 3]))
+    with pytest.raises(ValueError, match="outside"):
+        SCE(z, np.array([-1, 0]))
+    with pytest.raises(ValueError, match=r"'z' must have shape \(N, K\)"):
+        SCE(np.zeros((2, 3, 1)), np.array([0, 1]))
+
+
+def test_cross_entropy_backward_rejects_bad_dloss_and_cache():
+    _, cache = losses.softmax_cross_entropy_forward(np.zeros((2, 3)), np.array([0, 1]))
+    with pytest.raises(TypeError, match="'dloss'"):
+        losses.softmax_cross_entropy_backward(np.ones(2), cache)
+    with pytest.raises(TypeError, match="'cache'"):
+        losses.softmax_cross_entropy_backward(1.0, (cache[0],))
