@@ -1,0 +1,42 @@
+"""Benchmark cases for chapter 9: batch norm (both backward passes), layer norm, spatial batch norm.
+
+The two batch norm rows share one forward, so their backward times compare
+the step-by-step graph with the compact formula directly.
+"""
+
+import numpy as np
+from common import Case
+
+from bplib import norm
+
+
+def _stateful(forward):
+    """forward without the new running statistics: (out, cache)."""
+    def pair(*args, **kwargs):
+        out, _, _, cache = forward(*args, **kwargs)
+        return out, cache
+    return pair
+
+
+def _pair(op, label, forward, backward, *args, **kwargs):
+    out, cache = forward(*args, **kwargs)
+    dout = np.random.default_rng(1).standard_normal(out.shape)
+    return Case(op, label, lambda: forward(*args, **kwargs), lambda: backward(dout, cache))
+
+
+def _params(rng, D):
+    return rng.standard_normal(D), rng.standard_normal(D), np.zeros(D), np.ones(D)
+
+
+def cases(rng):
+    x = rng.standard_normal((256, 512))
+    gamma, beta, rm, rv = _params(rng, 512)
+    xs = rng.standard_normal((32, 16, 16, 16))
+    bn, spatial = _stateful(norm.batchnorm_forward), _stateful(norm.spatial_batchnorm_forward)
+    return [
+        _pair("batchnorm (compact)", "256x512", bn, norm.batchnorm_backward, x, gamma, beta, rm, rv),
+        _pair("batchnorm (steps)", "256x512", bn, norm.batchnorm_backward_steps, x, gamma, beta, rm, rv),
+        _pair("batchnorm inference", "256x512", bn, norm.batchnorm_backward, x, gamma, beta, rm, rv, training=False),
+        _pair("layernorm", "256x512", norm.layernorm_forward, norm.layernorm_backward, x, gamma, beta),
+        _pair("spatial batchnorm", "32x16x16x16", spatial, norm.spatial_batchnorm_backward, xs, *_params(rng, 16)),
+    ]
