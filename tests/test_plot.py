@@ -1,0 +1,107 @@
+"""Tests of bplib.plot: the layered layout of a Value graph and its matplotlib drawing."""
+
+import pathlib
+import subprocess
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pytest  # noqa: E402
+from matplotlib.text import Annotation  # noqa: E402
+
+from bplib.plot import draw_graph, graph_layers, graph_layout  # noqa: E402
+from bplib.scalar import Value  # noqa: E402
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def neuron():
+    """a = sigmoid(x1 w1 + x2 w2 + b): 10 nodes, 9 edges, backward already run."""
+    x1, w1, x2, w2, b = (Value(v, label=n) for v, n in [(2.0, "x1"), (-3.0, "w1"), (0.0, "x2"), (1.0, "w2"), (6.88, "b")])
+    a = (x1 * w1 + x2 * w2 + b).sigmoid()
+    a.backward()
+    return a
+
+
+def boxes_and_arrows(ax):
+    boxes = [t for t in ax.texts if not isinstance(t, Annotation) and t.get_bbox_patch() is not None]
+    arrows = [t for t in ax.texts if isinstance(t, Annotation) and t.arrow_patch is not None]
+    return boxes, arrows
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    plt.close("all")
+
+
+def test_one_box_per_node_and_one_arrow_per_edge():
+    a = neuron()
+    ax = draw_graph(a)
+    ax.figure.canvas.draw()  # the arrows are placed at draw time; this must not fail
+    boxes, arrows = boxes_and_arrows(ax)
+    nodes = a.topological_order()
+    assert len(boxes) == len(nodes) == 10
+    assert len(arrows) == sum(len(n.parents) for n in nodes) == 9
+
+
+def test_a_repeated_operand_draws_two_arrows():
+    x = Value(3.0, label="x")
+    y = x * x
+    y.backward()
+    boxes, arrows = boxes_and_arrows(draw_graph(y))
+    assert (len(boxes), len(arrows)) == (2, 2)
+
+
+def test_each_box_shows_operation_value_and_gradient():
+    a = neuron()
+    texts = [t.get_text() for t in boxes_and_arrows(draw_graph(a, digits=4))[0]]
+    assert "x1\ndata 2\ngrad -0.6217" in texts  # da/dx1 = sigma'(0.88) w1 = 0.20722 * (-3)
+    assert "sigmoid\ndata 0.7068\ngrad 1" in texts  # sigma(0.88) = 0.70683
+    assert sum(t.startswith("*\n") for t in texts) == 2 and sum(t.startswith("+\n") for t in texts) == 2
+
+
+def test_draws_into_a_given_axes_with_title_and_label():
+    fig, ax = plt.subplots()
+    out = draw_graph(neuron(), ax=ax, title="a neuron")
+    assert out is ax and ax.get_title() == "a neuron" and ax.get_xlabel()
+
+
+def test_layers_are_longest_distances_from_the_leaves():
+    a, b = Value(1.0), Value(2.0)
+    c = a * b
+    y = a + c.tanh()  # a reaches y directly and through c: the longest path decides
+    layer = graph_layers(y)
+    assert (layer[a], layer[b], layer[c], layer[y]) == (0, 0, 1, 3)
+
+
+def test_layout_points_every_edge_rightwards_without_overlaps():
+    a = neuron()
+    pos = graph_layout(a)
+    assert all(pos[p][0] < pos[n][0] for n in pos for p in n.parents)
+    assert len(set(pos.values())) == len(pos)
+    assert pos[a][0] == max(x for x, _ in pos.values())
+
+
+@pytest.mark.parametrize("fn", [draw_graph, graph_layout, graph_layers])
+def test_a_non_value_is_a_type_error(fn):
+    with pytest.raises(TypeError, match=rf"{fn.__name__}: argument 'value' must be a bplib.scalar.Value, got float"):
+        fn(1.5)
+
+
+def test_a_graph_too_big_to_read_is_refused():
+    y = Value(1.0)
+    for _ in range(50):
+        y = y * 2.0
+    with pytest.raises(ValueError, match="draw_graph: the graph has 101 nodes, more than max_nodes=80"):
+        draw_graph(y)
+
+
+def test_plot_is_a_leaf_and_imports_matplotlib_lazily():
+    for path in (ROOT / "bplib").glob("*.py"):
+        if path.name != "plot.py":
+            assert "plot" not in path.read_text().replace("matplotlib", ""), f"{path.name} must not import bplib.plot"
+    code = "import sys, bplib.plot; assert 'matplotlib' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
