@@ -1,7 +1,8 @@
-"""Small data sets made on the spot from a seeded generator (chapter 1 on).
+"""Small data sets made on the spot from a seeded generator (chapter 1 on), and the bundled digits.
 
 Nothing here is downloaded: every set is generated from an explicit
 ``rng = np.random.default_rng(seed)``, so the same seed gives the same data.
+The digits ship inside scikit-learn, which only ``load_digits_split`` imports.
 """
 
 import numpy as np
@@ -29,3 +30,99 @@ def two_blobs(n, rng, *, separation=2.0, spread=1.0):
     x = centre + spread * rng.standard_normal((n, 2))  # (N, 2)
     order = rng.permutation(n)
     return x[order], y[order]
+
+
+def spirals(n, rng, *, classes=3, noise=0.2):
+    """Interleaved spiral arms in the plane, one arm per class (a problem no linear model solves).
+
+    A point of arm k sits at radius r, uniform in [0, 1], and angle 2 pi (r + k / classes)
+    (one turn from the centre to the rim) plus Gaussian noise of standard deviation
+    ``noise`` on the angle.
+    Parameters: n, the number of points N (spread over the arms as evenly as
+    possible); rng, a numpy Generator; classes, the number of arms K >= 2;
+    noise >= 0. Returns: x (N, 2) float64 and y (N,) int64 in [0, K), shuffled.
+    Used in chapter 5.
+    """
+    n = check_int("spirals", "n", n, minimum=2)
+    rng = check_rng("spirals", "rng", rng)
+    classes = check_int("spirals", "classes", classes, minimum=2)
+    noise = check_real("spirals", "noise", noise, low=0)
+    y = np.arange(n, dtype=np.int64) % classes
+    r = rng.random(n)  # (N,)
+    theta = 2.0 * np.pi * (r + y / classes) + noise * rng.standard_normal(n)
+    x = np.stack([r * np.cos(theta), r * np.sin(theta)], axis=1)  # (N, 2)
+    order = rng.permutation(n)
+    return x[order], y[order]
+
+
+def moons(n, rng, *, noise=0.1):
+    """Two interleaving half circles, labelled 0 (upper) and 1 (lower, shifted).
+
+    Class 0 lies on (cos t, sin t) and class 1 on (1 - cos t, 1/2 - sin t), t
+    uniform in [0, pi], each point plus Gaussian noise of standard deviation
+    ``noise``. Parameters: n, the number of points N (half of each class,
+    rounded down for class 0); rng, a numpy Generator; noise >= 0.
+    Returns: x (N, 2) float64 and y (N,) int64 in {0, 1}, shuffled. Used in chapter 5.
+    """
+    n = check_int("moons", "n", n, minimum=2)
+    rng = check_rng("moons", "rng", rng)
+    noise = check_real("moons", "noise", noise, low=0)
+    y = np.zeros(n, dtype=np.int64)
+    y[n // 2:] = 1
+    t = np.pi * rng.random(n)  # (N,)
+    upper = np.stack([np.cos(t), np.sin(t)], axis=1)  # (N, 2)
+    lower = np.stack([1.0 - np.cos(t), 0.5 - np.sin(t)], axis=1)
+    x = np.where(y[:, None] == 0, upper, lower) + noise * rng.standard_normal((n, 2))
+    order = rng.permutation(n)
+    return x[order], y[order]
+
+
+def adding_problem(n, T, rng):
+    """The adding problem: a sequence of (value, marker) pairs; the target is the sum of the two marked values.
+
+    Each input x[i] is T steps of two features: a value uniform in [0, 1] and a
+    marker that is 1 at exactly two steps, one in the first half and one in the
+    second half, and 0 elsewhere. The target y[i] is the sum of the two marked
+    values, so a model must carry information across up to T steps.
+    Parameters: n, the number of sequences N; T >= 2, the length; rng, a numpy
+    Generator. Returns: x (N, T, 2) and y (N,), float64. Used in chapter 8.
+    """
+    n = check_int("adding_problem", "n", n, minimum=1)
+    T = check_int("adding_problem", "T", T, minimum=2)
+    rng = check_rng("adding_problem", "rng", rng)
+    values = rng.random((n, T))  # (N, T)
+    first = rng.integers(0, T // 2, size=n)  # a step in [0, T/2)
+    second = rng.integers(T // 2, T, size=n)  # a step in [T/2, T)
+    markers = np.zeros((n, T))
+    rows = np.arange(n)
+    markers[rows, first] = 1.0
+    markers[rows, second] = 1.0
+    y = values[rows, first] + values[rows, second]  # (N,)
+    return np.stack([values, markers], axis=2), y
+
+
+def load_digits_split(rng, *, test_fraction=0.25):
+    """scikit-learn's bundled 8 x 8 digits (1797 images, no download), split at random and scaled to [0, 1].
+
+    Pixels are counts in 0..16; dividing by 16 puts every feature in [0, 1].
+    The split is a random permutation drawn from ``rng``, so the same seed
+    gives the same split. Parameters: rng, a numpy Generator or an integer
+    seed; test_fraction in (0, 1), the share of images held out for testing.
+    Returns: x_train (N, 64), y_train (N,), x_test (Nt, 64), y_test (Nt,), with
+    x float64 and y int64 in [0, 10). Needs scikit-learn. Used in chapter 5.
+    """
+    if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):
+        rng = np.random.default_rng(check_int("load_digits_split", "rng", rng, minimum=0))
+    rng = check_rng("load_digits_split", "rng", rng)
+    test_fraction = check_real("load_digits_split", "test_fraction", test_fraction, low=0, high=1, low_open=True, high_open=True)
+    from sklearn.datasets import load_digits  # imported here: only this function needs scikit-learn
+
+    digits = load_digits()
+    x = digits.data.astype(np.float64) / 16.0  # (1797, 64) in [0, 1]
+    y = digits.target.astype(np.int64)
+    n_test = int(round(test_fraction * len(y)))
+    if not 0 < n_test < len(y):
+        raise ValueError(f"load_digits_split: argument 'test_fraction' = {test_fraction} leaves an empty train or test set")
+    order = rng.permutation(len(y))
+    test, train = order[:n_test], order[n_test:]
+    return x[train], y[train], x[test], y[test]

@@ -40,3 +40,106 @@ def test_two_blobs_validates_arguments():
         data.two_blobs(10, rng, spread=0.0)
     with pytest.raises(ValueError, match="'separation' must lie in"):
         data.two_blobs(10, rng, separation=-1.0)
+
+
+GENERATORS = {
+    "spirals": lambda rng: data.spirals(90, rng, classes=3, noise=0.1),
+    "moons": lambda rng: data.moons(90, rng, noise=0.1),
+    "adding_problem": lambda rng: data.adding_problem(10, 8, rng),
+}
+
+
+@pytest.mark.parametrize("name", sorted(GENERATORS))
+def test_generators_are_deterministic_under_a_seed(name):
+    make = GENERATORS[name]
+    a, b, c = make(np.random.default_rng(3)), make(np.random.default_rng(3)), make(np.random.default_rng(4))
+    for u, v in zip(a, b):
+        np.testing.assert_array_equal(u, v)
+    assert not np.array_equal(a[0], c[0])
+
+
+def test_spirals_shapes_balance_and_radius():
+    x, y = data.spirals(100, np.random.default_rng(0), classes=4, noise=0.0)
+    assert x.shape == (100, 2) and x.dtype == np.float64 and y.dtype == np.int64
+    assert np.bincount(y).tolist() == [25, 25, 25, 25]
+    assert np.all(np.hypot(x[:, 0], x[:, 1]) <= 1.0)
+
+
+def test_spirals_without_noise_lie_on_their_arm():
+    # On arm k, a point at radius r has angle 2 pi (r + k / K) (mod 2 pi).
+    x, y = data.spirals(60, np.random.default_rng(1), classes=3, noise=0.0)
+    r = np.hypot(x[:, 0], x[:, 1])
+    expected = 2.0 * np.pi * (r + y / 3)
+    diff = np.angle(np.exp(1j * (np.arctan2(x[:, 1], x[:, 0]) - expected)))
+    np.testing.assert_allclose(diff, 0.0, atol=1e-9)
+
+
+def test_moons_without_noise_lie_on_their_half_circles():
+    x, y = data.moons(200, np.random.default_rng(2), noise=0.0)
+    assert np.sum(y == 0) == 100 and np.sum(y == 1) == 100
+    up, low = x[y == 0], x[y == 1]
+    np.testing.assert_allclose(np.hypot(up[:, 0], up[:, 1]), 1.0, atol=1e-12)
+    assert np.all(up[:, 1] >= 0)
+    np.testing.assert_allclose(np.hypot(low[:, 0] - 1.0, low[:, 1] - 0.5), 1.0, atol=1e-12)
+    assert np.all(low[:, 1] <= 0.5)
+
+
+def test_adding_problem_markers_and_targets():
+    T = 9
+    x, y = data.adding_problem(50, T, np.random.default_rng(5))
+    assert x.shape == (50, T, 2) and y.shape == (50,)
+    markers = x[:, :, 1]
+    assert np.all(markers.sum(axis=1) == 2)
+    assert np.all(markers[:, : T // 2].sum(axis=1) == 1)  # one marker in each half
+    np.testing.assert_allclose(y, np.sum(x[:, :, 0] * markers, axis=1), rtol=1e-15)
+    assert np.all((x[:, :, 0] >= 0) & (x[:, :, 0] < 1))
+
+
+def test_load_digits_split_is_seeded_scaled_and_disjoint():
+    a = data.load_digits_split(0)
+    b = data.load_digits_split(np.random.default_rng(0))
+    c = data.load_digits_split(1, test_fraction=0.5)
+    for u, v in zip(a, b):
+        np.testing.assert_array_equal(u, v)
+    x_train, y_train, x_test, y_test = a
+    assert x_train.shape == (1348, 64) and x_test.shape == (449, 64)  # 1797 images, 449 = round(0.25 * 1797)
+    assert y_train.dtype == np.int64 and set(np.unique(y_test)) <= set(range(10))
+    assert x_train.min() == 0.0 and x_train.max() == 1.0
+    assert c[2].shape == (898, 64)  # round(0.5 * 1797) = 898 (half to even)
+    # train and test together hold every image exactly once: the same multiset of rows as the whole set
+    from sklearn.datasets import load_digits
+
+    whole = np.unique(load_digits().data / 16.0, axis=0, return_counts=True)
+    for split in (a, c):
+        parts = np.unique(np.concatenate([split[0], split[2]]), axis=0, return_counts=True)
+        np.testing.assert_array_equal(parts[0], whole[0])
+        np.testing.assert_array_equal(parts[1], whole[1])
+
+
+BAD_INPUTS = [
+    (lambda r: data.spirals(1, r), ValueError, "'n' must be at least 2"),
+    (lambda r: data.spirals(10.0, r), TypeError, "'n' must be an integer"),
+    (lambda r: data.spirals(10, 0), TypeError, "'rng' must be a numpy Generator"),
+    (lambda r: data.spirals(10, r, classes=1), ValueError, "'classes' must be at least 2"),
+    (lambda r: data.spirals(10, r, noise=-0.1), ValueError, "'noise' must lie in"),
+    (lambda r: data.moons(1, r), ValueError, "'n' must be at least 2"),
+    (lambda r: data.moons(10, None), TypeError, "'rng' must be a numpy Generator"),
+    (lambda r: data.moons(10, r, noise=-1.0), ValueError, "'noise' must lie in"),
+    (lambda r: data.moons(10, r, noise=float("nan")), TypeError, "'noise' must be a finite real number"),
+    (lambda r: data.adding_problem(0, 5, r), ValueError, "'n' must be at least 1"),
+    (lambda r: data.adding_problem(3, 1, r), ValueError, "'T' must be at least 2"),
+    (lambda r: data.adding_problem(3, 5.0, r), TypeError, "'T' must be an integer"),
+    (lambda r: data.adding_problem(3, 5, 7), TypeError, "'rng' must be a numpy Generator"),
+    (lambda r: data.load_digits_split("0"), TypeError, "'rng' must be a numpy Generator"),
+    (lambda r: data.load_digits_split(-1), ValueError, "'rng' must be at least 0"),
+    (lambda r: data.load_digits_split(r, test_fraction=0.0), ValueError, "'test_fraction' must lie in"),
+    (lambda r: data.load_digits_split(r, test_fraction=1.0), ValueError, "'test_fraction' must lie in"),
+    (lambda r: data.load_digits_split(r, test_fraction=1e-4), ValueError, "'test_fraction' = 0.0001 leaves an empty"),
+    (lambda r: data.load_digits_split(r, test_fraction=True), TypeError, "'test_fraction' must be a finite real number"),
+]
+
+
+@pytest.mark.parametrize("call, error, match", BAD_INPUTS)
+def test_generators_and_loader_validate_arguments(call, error, match):
+    with pytest.raises(error, match=match):
+        call(np.random.default_rng(0))

@@ -1,0 +1,279 @@
+"""Convolution and pooling (chapter 7): naive loops, then im2col and a matrix product.
+
+Conv2d is cross-correlation, as in PyTorch: x (N, C, H, W), W (F, C, kh, kw),
+b (F,), an integer ``stride`` >= 1 and a zero padding ``pad`` >= 0, and
+Ho = (H + 2 pad - kh) // stride + 1, Wo = (W + 2 pad - kw) // stride + 1.
+Rows and columns that no window reaches (when the stride does not tile the
+input) take no part in y and get a zero gradient.
+
+The naive pair loops over every output entry and is the reference. The fast
+pair lays every receptive field out as a row (``im2col``), so that the
+convolution is the linear layer ``cols @ W.reshape(F, -1).T + b``; its backward
+is the linear layer's backward followed by ``col2im``, which adds each row's
+gradient back onto the pixels it came from. Pooling uses the same windows.
+"""
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from bplib._validate import as_float_array, check_cache, check_int, check_shape
+
+
+def _out_size(fn, x_shape, kh, kw, stride, pad, name):
+    """(Ho, Wo), after checking that the kh x kw window fits in the padded input."""
+    Hp, Wp = x_shape[2] + 2 * pad, x_shape[3] + 2 * pad
+    if kh < 1 or kw < 1:
+        raise ValueError(f"{fn}: the window given by '{name}' must be at least 1 x 1, got {kh} x {kw}")
+    if kh > Hp or kw > Wp:
+        raise ValueError(f"{fn}: the {kh} x {kw} window given by '{name}' is larger than the padded input 'x', "
+                         f"{Hp} x {Wp} (x has shape {x_shape}, pad {pad})")
+    return (Hp - kh) // stride + 1, (Wp - kw) // stride + 1
+
+
+def _conv_args(fn, x, W, b, stride, pad):
+    x = as_float_array(fn, "x", x, ndim=4)
+    W = as_float_array(fn, "W", W, ndim=4)
+    b = as_float_array(fn, "b", b, ndim=1)
+    stride = check_int(fn, "stride", stride, minimum=1)
+    pad = check_int(fn, "pad", pad, minimum=0)
+    if x.shape[1] != W.shape[1]:
+        raise ValueError(f"{fn}: argument 'x' has C = {x.shape[1]} channels (shape {x.shape}) but 'W' expects "
+                         f"C = {W.shape[1]} (shape {W.shape}, read as (F, C, kh, kw))")
+    check_shape(fn, "b", b, (W.shape[0],))
+    _out_size(fn, x.shape, W.shape[2], W.shape[3], stride, pad, "W")
+    return x, W, b, stride, pad
+
+
+def _upstream(fn, name, dout, shape):
+    dout = as_float_array(fn, name, dout)
+    check_shape(fn, name, dout, shape)
+    return dout
+
+
+def _conv_out_shape(fn, x, W, stride, pad):
+    """(N, F, Ho, Wo), the shape of y and of dy."""
+    return (x.shape[0], W.shape[0]) + _out_size(fn, x.shape, W.shape[2], W.shape[3], stride, pad, "W")
+
+
+def _pad(x, pad):
+    """x with pad zeros added on each side of both image axes: (N, C, H + 2 pad, W + 2 pad); x itself if pad = 0."""
+    return np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad))) if pad else x
+
+
+def conv2d_naive_forward(x, W, b, stride=1, pad=0):
+    """y[n, f, i, j] = b[f] + sum_{c, p, q} W[f, c, p, q] xp[n, c, i stride + p, j stride + q], xp = x padded.
+
+    Parameters: x (N, C, H, W); W (F, C, kh, kw); b (F,); stride, an integer >= 1;
+    pad, the zeros added on each side, an integer >= 0.
+    Returns: (y, cache), y (N, F, Ho, Wo). One Python step per output entry: slow, plain, the reference.
+    Derived in chapter 7.
+    """
+    x, W, b, stride, pad = _conv_args("conv2d_naive_forward", x, W, b, stride, pad)
+    _, _, kh, kw = W.shape
+    xp = _pad(x, pad)
+    y = np.zeros(_conv_out_shape("conv2d_naive_forward", x, W, stride, pad), dtype=np.result_type(x, W, b))
+    for n, f, i, j in np.ndindex(y.shape):
+        window = xp[n, :, i * stride:i * stride + kh, j * stride:j * stride + kw]  # (C, kh, kw)
+        y[n, f, i, j] = np.sum(window * W[f]) + b[f]
+    return y, (x, W, stride, pad)
+
+
+def conv2d_naive_backward(dy, cache):
+    """dW[f, c, p, q] = sum_{n, i, j} dy[n, f, i, j] xp[n, c, i stride + p, j stride + q]; db[f] = sum_{n, i, j} dy[n, f, i, j].
+
+    dxp[n, c, i stride + p, j stride + q] collects dy[n, f, i, j] W[f, c, p, q] from every
+    (f, i, j) whose window holds it; dx is dxp without its padding.
+    Parameters: dy (N, F, Ho, Wo); cache from conv2d_naive_forward.
+    Returns: (dx, dW, db), of shapes (N, C, H, W), (F, C, kh, kw), (F,). Derived in chapter 7.
+    """
+    x, W, stride, pad = check_cache("conv2d_naive_backward", cache, 4)
+    dy = _upstream("conv2d_naive_backward", "dy", dy, _conv_out_shape("conv2d_naive_backward", x, W, stride, pad))
+    _, _, kh, kw = W.shape
+    xp = _pad(x, pad)
+    dtype = np.result_type(dy, x, W)
+    dxp, dW = np.zeros(xp.shape, dtype), np.zeros(W.shape, dtype)
+    for n, f, i, j in np.ndindex(dy.shape):
+        rows, cols = slice(i * stride, i * stride + kh), slice(j * stride, j * stride + kw)
+        dxp[n, :, rows, cols] += dy[n, f, i, j] * W[f]
+        dW[f] += dy[n, f, i, j] * xp[n, :, rows, cols]
+    dx = dxp[:, :, pad:pad + x.shape[2], pad:pad + x.shape[3]]
+    return dx, dW, dy.sum(axis=(0, 2, 3))
+
+
+def _windows(x, kh, kw, stride):
+    """A view of every kh x kw window of x: (N, C, Ho, Wo, kh, kw), window (i, j) starting at (i stride, j stride)."""
+    return sliding_window_view(x, (kh, kw), axis=(2, 3))[:, :, ::stride, ::stride]
+
+
+def _add_windows(dwin, out, stride):
+    """out[a, b, i stride + p, j stride + q] += dwin[p, q, a, b, i, j] for every (p, q); returns out.
+
+    The one scatter behind col2im and both pooling backwards; the loop runs over
+    the kh kw kernel offsets only, and overlapping windows add up.
+    """
+    kh, kw, _, _, Ho, Wo = dwin.shape
+    for p, q in np.ndindex(kh, kw):
+        out[:, :, p:p + stride * Ho:stride, q:q + stride * Wo:stride] += dwin[p, q]
+    return out
+
+
+def _im2col(x, kh, kw, stride, pad):
+    win = _windows(_pad(x, pad), kh, kw, stride)  # (N, C, Ho, Wo, kh, kw), a view
+    # Copy into (C, kh, kw, N, Ho, Wo) order, whose inner loop runs along an image
+    # row (several times faster than (N, Ho, Wo, C, kh, kw)), and return the transpose.
+    return win.transpose(1, 4, 5, 0, 2, 3).reshape(x.shape[1] * kh * kw, -1).T  # (N Ho Wo, C kh kw)
+
+
+def _col2im(dcols, x_shape, kh, kw, stride, pad):
+    N, C, H, Wd = x_shape
+    Ho, Wo = _out_size("col2im", x_shape, kh, kw, stride, pad, "kh, kw")
+    dwin = np.ascontiguousarray(dcols.T).reshape(C, kh, kw, N, Ho, Wo).transpose(1, 2, 0, 3, 4, 5)
+    # Accumulate channels first, (C, N, Hp, Wp), to match dwin's memory order.
+    dxp = _add_windows(dwin, np.zeros((C, N, H + 2 * pad, Wd + 2 * pad), dcols.dtype), stride)
+    return np.ascontiguousarray(dxp[:, :, pad:pad + H, pad:pad + Wd].transpose(1, 0, 2, 3))
+
+
+def im2col(x, kh, kw, stride=1, pad=0):
+    """cols[(n, i, j), (c, p, q)] = xp[n, c, i stride + p, j stride + q]: one row per receptive field.
+
+    Parameters: x (N, C, H, W); kh, kw, the window size; stride >= 1; pad >= 0, integers.
+    Returns: cols (N Ho Wo, C kh kw), rows in (n, i, j) order and columns in (c, p, q)
+    order, so that conv2d(x, W, b) is cols @ W.reshape(F, -1).T + b, rearranged.
+    Derived in chapter 7.
+    """
+    x = as_float_array("im2col", "x", x, ndim=4)
+    kh, kw = check_int("im2col", "kh", kh, minimum=1), check_int("im2col", "kw", kw, minimum=1)
+    stride, pad = check_int("im2col", "stride", stride, minimum=1), check_int("im2col", "pad", pad, minimum=0)
+    _out_size("im2col", x.shape, kh, kw, stride, pad, "kh, kw")
+    return _im2col(x, kh, kw, stride, pad)
+
+
+def col2im(cols, x_shape, kh, kw, stride=1, pad=0):
+    """dx[n, c, h, w] = sum of cols[(n, i, j), (c, p, q)] over i stride + p = h + pad, j stride + q = w + pad.
+
+    The adjoint (transpose) of im2col: it adds every row back onto the pixels its
+    window came from, so overlapping windows add up and padding is dropped.
+    Parameters: cols (N Ho Wo, C kh kw); x_shape, the tuple (N, C, H, W); kh, kw, stride, pad as in im2col.
+    Returns: dx (N, C, H, W). Derived in chapter 7.
+    """
+    cols = as_float_array("col2im", "cols", cols, ndim=2)
+    if not isinstance(x_shape, (tuple, list)) or len(x_shape) != 4:
+        raise TypeError(f"col2im: argument 'x_shape' must be a tuple (N, C, H, W), got {x_shape!r}")
+    x_shape = tuple(check_int("col2im", "x_shape", s, minimum=0) for s in x_shape)
+    kh, kw = check_int("col2im", "kh", kh, minimum=1), check_int("col2im", "kw", kw, minimum=1)
+    stride, pad = check_int("col2im", "stride", stride, minimum=1), check_int("col2im", "pad", pad, minimum=0)
+    Ho, Wo = _out_size("col2im", x_shape, kh, kw, stride, pad, "kh, kw")
+    check_shape("col2im", "cols", cols, (x_shape[0] * Ho * Wo, x_shape[1] * kh * kw))
+    return _col2im(cols, x_shape, kh, kw, stride, pad)
+
+
+def conv2d_forward(x, W, b, stride=1, pad=0):
+    """y = im2col(x) @ W.reshape(F, -1).T + b, rearranged to (N, F, Ho, Wo); equal to conv2d_naive_forward.
+
+    Parameters: x (N, C, H, W); W (F, C, kh, kw); b (F,); stride >= 1 and pad >= 0, integers.
+    Returns: (y, cache), y (N, F, Ho, Wo); the cache keeps the (N Ho Wo, C kh kw) matrix im2col(x).
+    Derived in chapter 7.
+    """
+    x, W, b, stride, pad = _conv_args("conv2d_forward", x, W, b, stride, pad)
+    N, F, Ho, Wo = _conv_out_shape("conv2d_forward", x, W, stride, pad)
+    cols = _im2col(x, W.shape[2], W.shape[3], stride, pad)  # (N Ho Wo, C kh kw)
+    Wm = W.reshape(F, -1)  # (F, C kh kw)
+    # The linear layer cols @ Wm.T + b, computed transposed, (F, N Ho Wo), so that
+    # moving F to axis 1 copies whole image rows.
+    y_t = Wm @ cols.T + b[:, None]
+    return np.ascontiguousarray(y_t.reshape(F, N, Ho, Wo).transpose(1, 0, 2, 3)), (x, W, stride, pad, cols)
+
+
+def conv2d_backward(dy, cache):
+    """dcols = dy_rows @ Wm, dWm = dy_rows.T @ cols, db = sum of dy_rows (the linear layer's backward); dx = col2im(dcols).
+
+    Here cols = im2col(x), Wm = W.reshape(F, -1) and dy_rows is dy laid out as (N Ho Wo, F).
+    Parameters: dy (N, F, Ho, Wo); cache from conv2d_forward.
+    Returns: (dx, dW, db), of shapes (N, C, H, W), (F, C, kh, kw), (F,). Equal to conv2d_naive_backward.
+    Derived in chapter 7.
+    """
+    x, W, stride, pad, cols = check_cache("conv2d_backward", cache, 5)
+    dy = _upstream("conv2d_backward", "dy", dy, _conv_out_shape("conv2d_backward", x, W, stride, pad))
+    F = W.shape[0]
+    dy_rows = dy.transpose(1, 0, 2, 3).reshape(F, -1).T  # (N Ho Wo, F), rows as in cols
+    dW = (cols.T @ dy_rows).T.reshape(W.shape)  # the linear layer's x.T @ dy is dWm.T
+    # dcols = dy_rows @ Wm, computed transposed so that it lands in the memory order col2im reads fastest.
+    dcols = (W.reshape(F, -1).T @ dy_rows.T).T  # (N Ho Wo, C kh kw)
+    dx = _col2im(dcols, x.shape, W.shape[2], W.shape[3], stride, pad)
+    return dx, dW, dy_rows.sum(axis=0)
+
+
+def _pool_args(fn, x, size, stride):
+    x = as_float_array(fn, "x", x, ndim=4)
+    size = check_int(fn, "size", size, minimum=1)
+    stride = check_int(fn, "stride", stride, minimum=1)
+    return x, size, stride, _out_size(fn, x.shape, size, size, stride, 0, "size")
+
+
+def _window_entries(x, size, stride):
+    """Entry (p, q) of every window, as size^2 views (N, C, Ho, Wo), k = p size + q.
+
+    Pooling by a loop over the few window offsets reads whole images at a time,
+    much faster than reducing over the two short window axes.
+    """
+    win = _windows(x, size, size, stride)
+    return [win[..., p, q] for p, q in np.ndindex(size, size)]
+
+
+def maxpool_forward(x, size=2, stride=2):
+    """y[n, c, i, j] = max over 0 <= p, q < size of x[n, c, i stride + p, j stride + q].
+
+    Parameters: x (N, C, H, W); size, the window side, and stride, integers >= 1
+    (stride < size makes windows overlap). No padding: Ho = (H - size) // stride + 1.
+    Returns: (y, cache), y (N, C, Ho, Wo); the cache keeps where each maximum is.
+    Derived in chapter 7.
+    """
+    x, size, stride, _ = _pool_args("maxpool_forward", x, size, stride)
+    entries = _window_entries(x, size, stride)
+    y = entries[0].copy()  # (N, C, Ho, Wo)
+    for entry in entries[1:]:
+        np.maximum(y, entry, out=y)
+    # idx = the first k, in row-major order, whose entry is the maximum: the last write wins.
+    idx = np.zeros(y.shape, dtype=np.intp)
+    for k in reversed(range(len(entries))):
+        np.copyto(idx, k, where=entries[k] == y)
+    return y, (x, size, stride, idx)
+
+
+def maxpool_backward(dout, cache):
+    """dx[n, c, h, w] = sum of dout[n, c, i, j] over the windows (i, j) whose argmax is (h, w).
+
+    The max is not differentiable at a tie; there the first maximum of the window in
+    row-major order gets the whole gradient. Overlapping windows add up.
+    Parameters: dout (N, C, Ho, Wo); cache from maxpool_forward. Returns: dx (N, C, H, W).
+    Derived in chapter 7.
+    """
+    x, size, stride, idx = check_cache("maxpool_backward", cache, 4)
+    dout = _upstream("maxpool_backward", "dout", dout, idx.shape)
+    # dwin[p, q] is dout where the argmax of the window is (p, q), else 0.
+    hit = idx == np.arange(size * size).reshape(-1, 1, 1, 1, 1)  # (size^2, N, C, Ho, Wo)
+    dwin = (hit * dout).reshape((size, size) + dout.shape)
+    return _add_windows(dwin, np.zeros(x.shape, dwin.dtype), stride)
+
+
+def avgpool_forward(x, size=2, stride=2):
+    """y[n, c, i, j] = (1 / size^2) sum over 0 <= p, q < size of x[n, c, i stride + p, j stride + q].
+
+    Parameters: x (N, C, H, W); size and stride, integers >= 1. No padding.
+    Returns: (y, cache), y (N, C, Ho, Wo). Derived in chapter 7.
+    """
+    x, size, stride, _ = _pool_args("avgpool_forward", x, size, stride)
+    return sum(_window_entries(x, size, stride)) / (size * size), (x, size, stride)
+
+
+def avgpool_backward(dout, cache):
+    """dx[n, c, h, w] = (1 / size^2) sum of dout[n, c, i, j] over the windows (i, j) that contain (h, w).
+
+    Parameters: dout (N, C, Ho, Wo); cache from avgpool_forward. Returns: dx (N, C, H, W).
+    Derived in chapter 7.
+    """
+    x, size, stride = check_cache("avgpool_backward", cache, 3)
+    Ho, Wo = _out_size("avgpool_backward", x.shape, size, size, stride, 0, "size")
+    dout = _upstream("avgpool_backward", "dout", dout, x.shape[:2] + (Ho, Wo))
+    dwin = np.broadcast_to(dout / (size * size), (size, size) + dout.shape)
+    return _add_windows(dwin, np.zeros(x.shape, dwin.dtype), stride)

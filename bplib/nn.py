@@ -1,0 +1,453 @@
+"""Modules: the pure forward/backward pairs wrapped with their parameters (chapter 4).
+
+A module's ``forward`` computes its output and pushes the cache of that call
+onto a stack; ``backward(dout)`` pops the most recent cache, adds the
+parameter gradients into ``grads`` and returns the gradient of the input. A
+module used twice in one forward pass therefore holds two caches, and its
+gradients are the sum over both uses (the total derivative of a shared
+parameter). Calls to ``backward`` must come in the reverse order of the calls
+to ``forward``, which is what a backward pass does.
+
+``params`` and ``grads`` are dicts from name to array with the same keys.
+The arrays are the module's own: an optimizer updates them in place
+(``p -= lr * g``), and ``zero_grad()`` sets every gradient to zero in place.
+``Sequential`` names its children's entries ``"0.W"``, ``"0.b"``, ``"2.W"``, ...
+The flag ``training`` (default True) is for layers that act differently at
+training and at test time: batch normalization uses the batch's statistics
+when training and its running statistics otherwise; the other modules ignore it.
+
+Modules: Linear, Sigmoid, Tanh, ReLU, Sequential and HalfSquaredError (chapter 4);
+SoftmaxCrossEntropy (chapter 6); Conv2d, MaxPool2d, AvgPool2d and Flatten
+(chapter 7); RNN, LSTM and LastStep (chapter 8); BatchNorm1d, BatchNorm2d and LayerNorm
+(chapter 9).
+"""
+
+import numpy as np
+
+from bplib import activations, conv, linear, losses, norm, rnn
+from bplib._validate import check_int, check_rng
+
+
+class Module:
+    """A differentiable function with parameters: forward(x) -> y, backward(dy) -> dx."""
+
+    def __init__(self):
+        self.training = True
+        self._caches = []
+
+    @property
+    def params(self):
+        """Dict from name to parameter array (empty for a module without parameters)."""
+        return {}
+
+    @property
+    def grads(self):
+        """Dict from name to gradient array, with the keys and shapes of ``params``."""
+        return {}
+
+    def forward(self, x):
+        raise NotImplementedError
+
+    def backward(self, dout):
+        raise NotImplementedError
+
+    def __call__(self, *args):
+        return self.forward(*args)
+
+    def zero_grad(self):
+        """Set every gradient to zero, in place."""
+        for g in self.grads.values():
+            g.fill(0.0)
+
+    def train(self, mode=True):
+        """Set ``training`` (True: training mode, False: evaluation mode); returns self."""
+        self.training = bool(mode)
+        return self
+
+    def eval(self):
+        """Evaluation mode: the same as ``train(False)``."""
+        return self.train(False)
+
+    def clear_cache(self):
+        """Forget the caches of forward calls that will not be followed by a backward call."""
+        self._caches.clear()
+
+    def _push(self, cache):
+        self._caches.append(cache)
+
+    def _pop(self):
+        if not self._caches:
+            raise RuntimeError(f"{type(self).__name__}.backward: no cache left; every backward call needs an earlier forward call")
+        return self._caches.pop()
+
+
+class _Parametrized(Module):
+    """A module whose parameters are attributes; ``_names`` lists them, "d" + name holds each gradient."""
+
+    _names = ()
+
+    def _init_grads(self):
+        for name in self._names:
+            setattr(self, "d" + name, np.zeros_like(getattr(self, name)))
+
+    @property
+    def params(self):
+        return {name: getattr(self, name) for name in self._names}
+
+    @property
+    def grads(self):
+        return {name: getattr(self, "d" + name) for name in self._names}
+
+    def _accumulate(self, grads):
+        for name, g in zip(self._names, grads):
+            getattr(self, "d" + name).__iadd__(g)
+
+
+class Linear(_Parametrized):
+    """y = x W + b, with W (D, M) and b (M,) drawn from uniform(-1/sqrt(D), 1/sqrt(D)).
+
+    That range is the default of PyTorch's ``torch.nn.Linear``. A weight has
+    variance 1/(3D), so the D terms of an output add up to a variance that does
+    not grow with D. Parameters: D, M, positive integers; rng, a numpy Generator
+    (the initialisation is random, so it is explicit).
+    Derived in chapter 4.
+    """
+
+    _names = ("W", "b")
+
+    def __init__(self, D, M, rng):
+        super().__init__()
+        D = check_int("Linear", "D", D, minimum=1)
+        M = check_int("Linear", "M", M, minimum=1)
+        rng = check_rng("Linear", "rng", rng)
+        bound = 1.0 / np.sqrt(D)
+        self.W = rng.uniform(-bound, bound, size=(D, M))  # (D, M)
+        self.b = rng.uniform(-bound, bound, size=M)  # (M,)
+        self._init_grads()
+
+    def forward(self, x):
+        y, cache = linear.linear_forward(x, self.W, self.b)
+        self._push(cache)
+        return y
+
+    def backward(self, dout):
+        dx, *grads = linear.linear_backward(dout, self._pop())
+        self._accumulate(grads)
+        return dx
+
+
+class _Elementwise(Module):
+    """An activation without parameters, wrapping a forward/backward pair."""
+
+    _pair = None
+
+    def forward(self, x):
+        y, cache = self._pair[0](x)
+        self._push(cache)
+        return y
+
+    def backward(self, dout):
+        return self._pair[1](dout, self._pop())
+
+
+class Sigmoid(_Elementwise):
+    """y = sigma(x), elementwise. Derived in chapter 1."""
+
+    _pair = (activations.sigmoid_forward, activations.sigmoid_backward)
+
+
+class Tanh(_Elementwise):
+    """y = tanh(x), elementwise. Derived in chapter 1."""
+
+    _pair = (activations.tanh_forward, activations.tanh_backward)
+
+
+class ReLU(_Elementwise):
+    """y = max(0, x), elementwise. Derived in chapter 1."""
+
+    _pair = (activations.relu_forward, activations.relu_backward)
+
+
+class HalfSquaredError(Module):
+    """L = (1 / 2N) sum (y - t)^2: forward(y, t) -> L, backward(dloss=1.0) -> dy.
+
+    With N = 1 this is the cost E = sum_j 1/2 (t_j - y_j)^2 of a single example.
+    Derived in chapter 1.
+    """
+
+    def forward(self, y, t):
+        loss, cache = losses.half_squared_error_forward(y, t)
+        self._push(cache)
+        return loss
+
+    def backward(self, dloss=1.0):
+        return losses.half_squared_error_backward(dloss, self._pop())
+
+
+class Sequential(Module):
+    """Modules applied in order: y = f_k(... f_1(f_0(x))); backward runs them in reverse.
+
+    Parameters of child i are named "i.<name>" (nested: "1.0.W"). A module that
+    appears twice is listed once, under its first name, so an optimizer updates
+    it once with the sum of its gradients.
+    """
+
+    def __init__(self, *modules):
+        super().__init__()
+        for i, m in enumerate(modules):
+            if not isinstance(m, Module):
+                raise TypeError(f"Sequential: argument {i} must be a Module, got {type(m).__name__}")
+        self.modules = list(modules)
+
+    def _named(self, attr):
+        out, seen = {}, set()
+        for i, m in enumerate(self.modules):
+            if id(m) in seen:
+                continue
+            seen.add(id(m))
+            out.update({f"{i}.{k}": v for k, v in getattr(m, attr).items()})
+        return out
+
+    @property
+    def params(self):
+        return self._named("params")
+
+    @property
+    def grads(self):
+        return self._named("grads")
+
+    def forward(self, x):
+        for m in self.modules:
+            x = m.forward(x)
+        return x
+
+    def backward(self, dout):
+        for m in reversed(self.modules):
+            dout = m.backward(dout)
+        return dout
+
+    def train(self, mode=True):
+        for m in self.modules:
+            m.train(mode)
+        return super().train(mode)
+
+    def clear_cache(self):
+        for m in self.modules:
+            m.clear_cache()
+
+
+class SoftmaxCrossEntropy(Module):
+    """L = -(1/N) sum_n log softmax(z_n)[y_n]: forward(z, y) -> L, backward(dloss=1.0) -> dz.
+
+    z are logits (N, K), y integer labels (N,). Derived in chapter 6.
+    """
+
+    def forward(self, z, y):
+        loss, cache = losses.softmax_cross_entropy_forward(z, y)
+        self._push(cache)
+        return loss
+
+    def backward(self, dloss=1.0):
+        return losses.softmax_cross_entropy_backward(dloss, self._pop())
+
+
+class Conv2d(_Parametrized):
+    """y = conv2d(x, W, b) (cross-correlation), x (N, C, H, W), W (F, C, kh, kw), b (F,).
+
+    Weights and biases are drawn from uniform(-1/sqrt(C kh kw), 1/sqrt(C kh kw)),
+    PyTorch's default. Uses the fast im2col pair. Derived in chapter 7.
+    """
+
+    _names = ("W", "b")
+
+    def __init__(self, C, F, kernel_size, rng, *, stride=1, pad=0):
+        super().__init__()
+        C, F = check_int("Conv2d", "C", C, minimum=1), check_int("Conv2d", "F", F, minimum=1)
+        k = check_int("Conv2d", "kernel_size", kernel_size, minimum=1)
+        rng = check_rng("Conv2d", "rng", rng)
+        self.stride = check_int("Conv2d", "stride", stride, minimum=1)
+        self.pad = check_int("Conv2d", "pad", pad, minimum=0)
+        bound = 1.0 / np.sqrt(C * k * k)
+        self.W = rng.uniform(-bound, bound, size=(F, C, k, k))
+        self.b = rng.uniform(-bound, bound, size=F)
+        self._init_grads()
+
+    def forward(self, x):
+        y, cache = conv.conv2d_forward(x, self.W, self.b, stride=self.stride, pad=self.pad)
+        self._push(cache)
+        return y
+
+    def backward(self, dout):
+        dx, dW, db = conv.conv2d_backward(dout, self._pop())
+        self._accumulate((dW, db))
+        return dx
+
+
+class _Pool(Module):
+    _pair = None
+
+    def __init__(self, size=2, stride=None):
+        super().__init__()
+        self.size = check_int(type(self).__name__, "size", size, minimum=1)
+        self.stride = self.size if stride is None else check_int(type(self).__name__, "stride", stride, minimum=1)
+
+    def forward(self, x):
+        y, cache = self._pair[0](x, size=self.size, stride=self.stride)
+        self._push(cache)
+        return y
+
+    def backward(self, dout):
+        return self._pair[1](dout, self._pop())
+
+
+class MaxPool2d(_Pool):
+    """y = the maximum of each size x size window (stride defaults to size). Derived in chapter 7."""
+
+    _pair = (conv.maxpool_forward, conv.maxpool_backward)
+
+
+class AvgPool2d(_Pool):
+    """y = the mean of each size x size window (stride defaults to size). Derived in chapter 7."""
+
+    _pair = (conv.avgpool_forward, conv.avgpool_backward)
+
+
+class Flatten(Module):
+    """y = x reshaped to (N, everything else); backward reshapes back. Used in chapter 7."""
+
+    def forward(self, x):
+        self._push(np.shape(x))
+        return np.reshape(x, (np.shape(x)[0], -1))
+
+    def backward(self, dout):
+        return np.reshape(dout, self._pop())
+
+
+class RNN(_Parametrized):
+    """h = rnn(x, h0), h_t = tanh(x_t Wx + h_{t-1} Wh + b); x (N, T, D) -> h (N, T, Dh).
+
+    h0 is zero unless given to forward. Weights uniform(-1/sqrt(Dh), 1/sqrt(Dh)),
+    PyTorch's default. backward(dh) takes the gradient of every hidden state
+    (N, T, Dh) and returns dx; dh0 is kept in ``self.dh0``. Derived in chapter 8.
+    """
+
+    _names = ("Wx", "Wh", "b")
+    _gates = 1
+    _pair = (rnn.rnn_forward, rnn.rnn_backward)
+
+    def __init__(self, D, Dh, rng):
+        super().__init__()
+        name = type(self).__name__
+        D, Dh = check_int(name, "D", D, minimum=1), check_int(name, "Dh", Dh, minimum=1)
+        rng = check_rng(name, "rng", rng)
+        bound, G = 1.0 / np.sqrt(Dh), self._gates * Dh
+        self.Wx = rng.uniform(-bound, bound, size=(D, G))
+        self.Wh = rng.uniform(-bound, bound, size=(Dh, G))
+        self.b = rng.uniform(-bound, bound, size=G)
+        self.Dh, self.dh0 = Dh, None
+        self._init_grads()
+
+    def forward(self, x, h0=None):
+        h0 = np.zeros((np.shape(x)[0], self.Dh)) if h0 is None else h0
+        h, cache = self._pair[0](x, h0, self.Wx, self.Wh, self.b)
+        self._push(cache)
+        return h
+
+    def backward(self, dout):
+        dx, self.dh0, *grads = self._pair[1](dout, self._pop())
+        self._accumulate(grads)
+        return dx
+
+
+class LSTM(RNN):
+    """h = lstm(x, h0) with gates i, f, g, o stacked in Wx (D, 4Dh), Wh (Dh, 4Dh), b (4Dh,).
+
+    Same interface as RNN; the cell state starts at zero. Derived in chapter 8.
+    """
+
+    _gates = 4
+    _pair = (rnn.lstm_forward, rnn.lstm_backward)
+
+
+class LastStep(Module):
+    """y = h[:, -1]: the last hidden state of a sequence h (N, T, Dh), for many-to-one tasks.
+
+    backward(dy) puts dy at the last time step and zeros elsewhere. Used in chapter 8.
+    """
+
+    def forward(self, h):
+        self._push(np.shape(h))
+        return np.asarray(h)[:, -1]
+
+    def backward(self, dout):
+        shape = self._pop()
+        dout = np.asarray(dout, dtype=np.float64)
+        last = (shape[0],) + tuple(shape[2:])
+        if dout.shape != last:
+            raise ValueError(f"LastStep.backward: argument 'dout' has shape {dout.shape} but h[:, -1] has shape {last}")
+        dh = np.zeros(shape)
+        dh[:, -1] = dout
+        return dh
+
+
+class BatchNorm1d(_Parametrized):
+    """y = gamma (x - mu) / sqrt(var + eps) + beta per feature, x (N, D); gamma = 1, beta = 0 at first.
+
+    Training mode uses the batch's mean and biased variance and updates the running
+    statistics (``momentum`` is the weight of the new batch); evaluation mode uses
+    the running statistics. Derived in chapter 9.
+    """
+
+    _names = ("gamma", "beta")
+    _pair = (norm.batchnorm_forward, norm.batchnorm_backward)
+
+    def __init__(self, D, *, momentum=0.1, eps=1e-5):
+        super().__init__()
+        D = check_int(type(self).__name__, "D", D, minimum=1)
+        self.gamma, self.beta = np.ones(D), np.zeros(D)
+        self.running_mean, self.running_var = np.zeros(D), np.ones(D)
+        self.momentum, self.eps = momentum, eps
+        self._init_grads()
+
+    def forward(self, x):
+        out, self.running_mean, self.running_var, cache = self._pair[0](
+            x, self.gamma, self.beta, self.running_mean, self.running_var,
+            training=self.training, momentum=self.momentum, eps=self.eps)
+        self._push(cache)
+        return out
+
+    def backward(self, dout):
+        dx, *grads = self._pair[1](dout, self._pop())
+        self._accumulate(grads)
+        return dx
+
+
+class BatchNorm2d(BatchNorm1d):
+    """Spatial batch norm of x (N, C, H, W): statistics per channel over N, H and W. Derived in chapter 9."""
+
+    _pair = (norm.spatial_batchnorm_forward, norm.spatial_batchnorm_backward)
+
+
+class LayerNorm(_Parametrized):
+    """y = gamma (x - mu_n) / sqrt(var_n + eps) + beta, statistics per example over its D features.
+
+    Acts the same in training and evaluation. Derived in chapter 9.
+    """
+
+    _names = ("gamma", "beta")
+
+    def __init__(self, D, *, eps=1e-5):
+        super().__init__()
+        D = check_int("LayerNorm", "D", D, minimum=1)
+        self.gamma, self.beta, self.eps = np.ones(D), np.zeros(D), eps
+        self._init_grads()
+
+    def forward(self, x):
+        out, cache = norm.layernorm_forward(x, self.gamma, self.beta, eps=self.eps)
+        self._push(cache)
+        return out
+
+    def backward(self, dout):
+        dx, *grads = norm.layernorm_backward(dout, self._pop())
+        self._accumulate(grads)
+        return dx
