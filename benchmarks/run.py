@@ -6,6 +6,7 @@ The cheap-gradient principle says the ratio should be a small constant.
 """
 
 import argparse
+import datetime
 import importlib
 import os
 import pathlib
@@ -34,6 +35,14 @@ def fmt_time(seconds):
     return f"{seconds / 1e-9:.3g} ns"
 
 
+def torch_note():
+    try:
+        import torch
+    except ImportError:
+        return "; PyTorch not installed, so no [torch] rows"
+    return f", PyTorch {torch.__version__} on {torch.get_num_threads()} threads"
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer repeats, for a smoke test")
@@ -51,8 +60,9 @@ def main():
             print(f"{topic:12s} {case.op:28s} {case.size:28s} forward {fmt_time(f):>9s}  backward {fmt_time(b):>9s}  ratio {b / f:5.2f}")
     threads = os.environ.get("OMP_NUM_THREADS", "default")
     lines = [
-        f"Measured on {platform.machine()} with Python {platform.python_version()}, numpy {np.__version__}, "
-        f"{os.cpu_count()} cores, OMP_NUM_THREADS={threads}. Times are the best of {repeat} runs.",
+        f"Measured on {datetime.date.today().isoformat()}, on {platform.machine()} "
+        f"with Python {platform.python_version()}, numpy {np.__version__}, "
+        f"{os.cpu_count()} cores, OMP_NUM_THREADS={threads}{torch_note()}. Times are the best of {repeat} runs.",
         "",
         "| topic | op | size | forward | backward | backward / forward |",
         "| --- | --- | --- | ---: | ---: | ---: |",

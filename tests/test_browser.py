@@ -3,7 +3,8 @@
 Run by `make test` after the build (marker `browser`). For each HTML page of
 ``_build/html``: it loads over HTTP from a local server with no failed
 request, logs no console error beyond the allow-list, MathJax has typeset
-every formula (no raw TeX is left), and every image has loaded. A
+every formula (no raw TeX is left), and every image has loaded and has alt
+text. A
 full-page screenshot of each page is saved under ``_build/screenshots``.
 """
 
@@ -100,6 +101,10 @@ RAW_TEX_JS = """() => {
 BROKEN_IMAGES_JS = """() => [...document.images]
   .filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.getAttribute('src'))"""
 
+# Alt text that is only the image's file name tells a screen reader nothing.
+NO_ALT_JS = """() => [...document.querySelectorAll('article img')]
+  .filter(i => !(i.alt || '').trim() || /\\.(png|jpe?g|svg|gif)$/i.test(i.alt)).map(i => i.getAttribute('src'))"""
+
 
 @pytest.mark.parametrize("page_path", _pages())
 def test_page(browser, server, page_path):
@@ -110,6 +115,7 @@ def test_page(browser, server, page_path):
     page.wait_for_load_state("networkidle")
     raw = page.evaluate(RAW_TEX_JS)
     broken = page.evaluate(BROKEN_IMAGES_JS)
+    no_alt = page.evaluate(NO_ALT_JS)
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / (page_path.replace("/", "__").removesuffix(".html") + ".png")), full_page=True)
     page.close()
@@ -119,6 +125,7 @@ def test_page(browser, server, page_path):
     assert not raw["untypeset"], f"{page_path}: math left untypeset: {raw['untypeset']}"
     assert not raw["dollars"], f"{page_path}: raw $...$ TeX in prose: {raw['dollars']}"
     assert not broken, f"{page_path}: images that did not load: {broken}"
+    assert not no_alt, f"{page_path}: images without alt text: {no_alt}"
 
 
 def test_math_is_rendered_by_local_mathjax(browser, server):
