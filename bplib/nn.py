@@ -136,13 +136,16 @@ class Linear(_Parametrized):
         return dx
 
 
-class _Elementwise(Module):
-    """An activation without parameters, wrapping a forward/backward pair."""
+class _Wrapped(Module):
+    """A module without parameters, wrapping a forward/backward pair; ``_options`` are its keyword arguments."""
 
     _pair = None
 
+    def _options(self):
+        return {}
+
     def forward(self, x):
-        y, cache = self._pair[0](x)
+        y, cache = self._pair[0](x, **self._options())
         self._push(cache)
         return y
 
@@ -150,19 +153,19 @@ class _Elementwise(Module):
         return self._pair[1](dout, self._pop())
 
 
-class Sigmoid(_Elementwise):
+class Sigmoid(_Wrapped):
     """y = sigma(x), elementwise. Derived in chapter 1."""
 
     _pair = (activations.sigmoid_forward, activations.sigmoid_backward)
 
 
-class Tanh(_Elementwise):
+class Tanh(_Wrapped):
     """y = tanh(x), elementwise. Derived in chapter 1."""
 
     _pair = (activations.tanh_forward, activations.tanh_backward)
 
 
-class ReLU(_Elementwise):
+class ReLU(_Wrapped):
     """y = max(0, x), elementwise. Derived in chapter 1."""
 
     _pair = (activations.relu_forward, activations.relu_backward)
@@ -283,21 +286,14 @@ class Conv2d(_Parametrized):
         return dx
 
 
-class _Pool(Module):
-    _pair = None
-
+class _Pool(_Wrapped):
     def __init__(self, size=2, stride=None):
         super().__init__()
         self.size = check_int(type(self).__name__, "size", size, minimum=1)
         self.stride = self.size if stride is None else check_int(type(self).__name__, "stride", stride, minimum=1)
 
-    def forward(self, x):
-        y, cache = self._pair[0](x, size=self.size, stride=self.stride)
-        self._push(cache)
-        return y
-
-    def backward(self, dout):
-        return self._pair[1](dout, self._pop())
+    def _options(self):
+        return {"size": self.size, "stride": self.stride}
 
 
 class MaxPool2d(_Pool):
