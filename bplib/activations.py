@@ -20,7 +20,7 @@ def sigmoid(z):
     z = as_float_array("sigmoid", "z", z)
     # exp of a non-positive number never overflows: use exp(-|z|) on both sides.
     e = np.exp(-np.abs(z))
-    return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+    return np.where(z >= 0, 1.0, e) / (1.0 + e)  # 1/(1+e^-z) for z >= 0, e^z/(1+e^z) below
 
 
 def sigmoid_prime(z):

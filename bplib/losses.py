@@ -129,7 +129,7 @@ def binary_cross_entropy_with_logits_backward(dloss, cache):
     z, t = check_cache("binary_cross_entropy_with_logits_backward", cache, 2)
     dloss = check_real("binary_cross_entropy_with_logits_backward", "dloss", dloss)
     e = np.exp(-np.abs(z))
-    s = np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+    s = np.where(z >= 0, 1.0, e) / (1.0 + e)  # the stable sigmoid of activations.sigmoid
     return dloss * (s - t) / z.shape[0]
 
 
