@@ -142,7 +142,11 @@ def test_math_is_rendered_by_local_mathjax(browser, server):
 
 def test_search_finds_main_terms(browser, server):
     page = browser.new_page()
-    for term, expected_page in [("sigmoid", "01_derivatives"), ("notation", "intro")]:
+    for term, expected_page in [
+        ("sigmoid", "01_derivatives"), ("notation", "intro"), ("Mazur", "02_chain_rule"), ("BP3", "03_four_equations"),
+        ("Jacobian", "04_matrix_form"), ("momentum", "05_training"), ("softmax", "06_softmax"), ("im2col", "07_convolution"),
+        ("truncated", "08_bptt"), ("batch normalization", "09_batchnorm"), ("Hessian", "10_reverse_mode"),
+    ]:
         page.goto(f"{server}/search.html?q={term}", wait_until="networkidle")
         page.wait_for_selector("#search-results ul.search li", timeout=20000)
         links = page.evaluate("[...document.querySelectorAll('#search-results ul.search li a')].map(a => a.getAttribute('href'))")
