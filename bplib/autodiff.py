@@ -22,7 +22,7 @@ from bplib._validate import as_float_array, check_cache, check_real, check_rng, 
 
 
 def dropout_forward(x, p, rng, training=True):
-    """out = x * m / (1 - p), m_i ~ Bernoulli(1 - p) drawn from rng; out = x when not training.
+    """out = x * m / (1 - p), m_i ~ Bernoulli(1 - p) drawn from rng; out = a copy of x when not training.
 
     Parameters: x, array of any shape; p, the probability of dropping an entry, in [0, 1);
     rng, a numpy Generator; training, a bool. Returns: (out, cache), out the shape of x;
@@ -35,7 +35,7 @@ def dropout_forward(x, p, rng, training=True):
     if not isinstance(training, bool):
         raise TypeError(f"{fn}: argument 'training' must be a bool, got {type(training).__name__}")
     if not training:
-        return x, (np.ones_like(x),)
+        return x.copy(), (np.ones_like(x),)  # a new array, as in training: out never aliases x
     scale = ((rng.random(x.shape) >= p) / (1.0 - p)).astype(x.dtype)  # keep with prob. 1 - p
     return x * scale, (scale,)
 
@@ -345,7 +345,10 @@ class Dual:
         return Dual._lift(other) / self
 
     def exp(self):  # (e^a)' = e^a a'
-        e = math.exp(self.value)
+        try:
+            e = math.exp(self.value)
+        except OverflowError as exc:
+            raise ValueError(f"Dual.exp: exp({self.value:g}) overflows a float") from exc
         return Dual(e, e * self.tangent)
 
     def log(self):  # (log a)' = a' / a, for a > 0

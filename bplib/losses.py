@@ -13,6 +13,7 @@ from bplib._validate import as_float_array, check_cache, check_int, check_real, 
 
 # Probabilities are clipped to [EPS, 1 - EPS] in the probability form of the
 # binary cross-entropy, so that log(0) never happens; the logits form needs no clip.
+# In float32, 1 - EPS rounds to 1, so the top of the range is the largest float32 below 1.
 EPS = 1e-12
 
 
@@ -34,7 +35,7 @@ def half_squared_error(y, t):
     """L = (1 / 2N) sum_n sum_j (y_nj - t_nj)^2.
 
     Parameters: y, predictions (N, ...); t, targets of the same shape. Returns: L, a float.
-    Derived in chapter 1; used from chapter 2 on.
+    Its gradient (y - t) / N is derived in chapter 2 (the worked example) and chapter 3 (BP1).
     """
     return half_squared_error_forward(y, t)[0]
 
@@ -43,7 +44,7 @@ def half_squared_error_forward(y, t):
     """L = (1 / 2N) sum (y - t)^2; the cache keeps y - t and N.
 
     Parameters: y, predictions (N, ...); t, targets of the same shape.
-    Returns: (L, cache), L a float. Derived in chapter 1.
+    Returns: (L, cache), L a float. Derived in chapter 2.
     """
     y, t = _prediction_and_target("half_squared_error_forward", "y", y, "t", t)
     diff = y - t
@@ -55,7 +56,7 @@ def half_squared_error_backward(dloss, cache):
     """dy = dloss (y - t) / N.
 
     Parameters: dloss, a float; cache from half_squared_error_forward.
-    Returns: dy, the shape of y. Derived in chapter 1.
+    Returns: dy, the shape of y. Derived in chapter 2.
     """
     diff, n = check_cache("half_squared_error_backward", cache, 2)
     dloss = check_real("half_squared_error_backward", "dloss", dloss)
@@ -63,7 +64,7 @@ def half_squared_error_backward(dloss, cache):
 
 
 def binary_cross_entropy(p, t):
-    """L = -(1/N) sum [t log p + (1 - t) log(1 - p)], p clipped to [1e-12, 1 - 1e-12].
+    """L = -(1/N) sum [t log p + (1 - t) log(1 - p)], p clipped to [1e-12, 1 - 1e-12] (float32: to below 1).
 
     Parameters: p, probabilities (N, ...) in [0, 1]; t, targets in [0, 1] of the same shape.
     Returns: L, a float. Derived in chapter 1.
@@ -81,7 +82,8 @@ def binary_cross_entropy_forward(p, t):
     p, t = _prediction_and_target(fn, "p", p, "t", t)
     _zero_one(fn, "p", p)
     _zero_one(fn, "t", t)
-    q = np.clip(p, EPS, 1.0 - EPS)
+    top = min(p.dtype.type(1.0 - EPS), np.nextafter(p.dtype.type(1.0), p.dtype.type(0.0)))
+    q = np.clip(p, EPS, top)
     loss = -np.sum(t * np.log(q) + (1.0 - t) * np.log1p(-q)) / p.shape[0]
     return float(loss), (q, t)
 

@@ -25,11 +25,11 @@ SoftmaxCrossEntropy (chapter 6); Conv2d, MaxPool2d, AvgPool2d and Flatten
 import numpy as np
 
 from bplib import activations, conv, linear, losses, norm, rnn
-from bplib._validate import check_int, check_rng
+from bplib._validate import as_float_array, check_int, check_rng, check_shape
 
 
 class Module:
-    """A differentiable function with parameters: forward(x) -> y, backward(dy) -> dx."""
+    """A differentiable function with parameters: forward(x) -> y, backward(dy) -> dx. Chapter 4."""
 
     def __init__(self):
         self.training = True
@@ -81,8 +81,32 @@ class Module:
         return self._caches.pop()
 
 
-class _Parametrized(Module):
-    """A module whose parameters are attributes; ``_names`` lists them, "d" + name holds each gradient."""
+class _Wrapped(Module):
+    """A module around one forward/backward pair: forward(x) = pair(x, *params, **options).
+
+    ``_pair`` is (X_forward, X_backward) and ``_options()`` its keyword arguments.
+    """
+
+    _pair = None
+
+    def _options(self):
+        return {}
+
+    def forward(self, x):
+        y, cache = self._pair[0](x, *self.params.values(), **self._options())
+        self._push(cache)
+        return y
+
+    def backward(self, dout):
+        return self._pair[1](dout, self._pop())
+
+
+class _Parametrized(_Wrapped):
+    """A module whose parameters are attributes, passed to its pair after x in the order of ``_names``.
+
+    "d" + name holds each gradient; backward adds the pair's parameter gradients into them.
+    Linear writes its forward and backward out in full: chapter 4 shows it as the model module.
+    """
 
     _names = ()
 
@@ -101,6 +125,11 @@ class _Parametrized(Module):
     def _accumulate(self, grads):
         for name, g in zip(self._names, grads):
             getattr(self, "d" + name).__iadd__(g)
+
+    def backward(self, dout):
+        dx, *grads = self._pair[1](dout, self._pop())
+        self._accumulate(grads)
+        return dx
 
 
 class Linear(_Parametrized):
@@ -136,23 +165,6 @@ class Linear(_Parametrized):
         return dx
 
 
-class _Wrapped(Module):
-    """A module without parameters, wrapping a forward/backward pair; ``_options`` are its keyword arguments."""
-
-    _pair = None
-
-    def _options(self):
-        return {}
-
-    def forward(self, x):
-        y, cache = self._pair[0](x, **self._options())
-        self._push(cache)
-        return y
-
-    def backward(self, dout):
-        return self._pair[1](dout, self._pop())
-
-
 class Sigmoid(_Wrapped):
     """y = sigma(x), elementwise. Derived in chapter 1."""
 
@@ -171,20 +183,28 @@ class ReLU(_Wrapped):
     _pair = (activations.relu_forward, activations.relu_backward)
 
 
-class HalfSquaredError(Module):
+class _Loss(Module):
+    """A loss pair as a module: forward(prediction, target) -> L, a float; backward(dloss=1.0) -> dprediction."""
+
+    _pair = None
+
+    def forward(self, pred, target):
+        loss, cache = self._pair[0](pred, target)
+        self._push(cache)
+        return loss
+
+    def backward(self, dloss=1.0):
+        return self._pair[1](dloss, self._pop())
+
+
+class HalfSquaredError(_Loss):
     """L = (1 / 2N) sum (y - t)^2: forward(y, t) -> L, backward(dloss=1.0) -> dy.
 
     With N = 1 this is the cost E = sum_j 1/2 (t_j - y_j)^2 of a single example.
     Derived in chapter 1.
     """
 
-    def forward(self, y, t):
-        loss, cache = losses.half_squared_error_forward(y, t)
-        self._push(cache)
-        return loss
-
-    def backward(self, dloss=1.0):
-        return losses.half_squared_error_backward(dloss, self._pop())
+    _pair = (losses.half_squared_error_forward, losses.half_squared_error_backward)
 
 
 class Sequential(Module):
@@ -192,7 +212,7 @@ class Sequential(Module):
 
     Parameters of child i are named "i.<name>" (nested: "1.0.W"). A module that
     appears twice is listed once, under its first name, so an optimizer updates
-    it once with the sum of its gradients.
+    it once with the sum of its gradients. Used from chapter 4 on.
     """
 
     def __init__(self, *modules):
@@ -239,19 +259,13 @@ class Sequential(Module):
             m.clear_cache()
 
 
-class SoftmaxCrossEntropy(Module):
+class SoftmaxCrossEntropy(_Loss):
     """L = -(1/N) sum_n log softmax(z_n)[y_n]: forward(z, y) -> L, backward(dloss=1.0) -> dz.
 
     z are logits (N, K), y integer labels (N,). Derived in chapter 6.
     """
 
-    def forward(self, z, y):
-        loss, cache = losses.softmax_cross_entropy_forward(z, y)
-        self._push(cache)
-        return loss
-
-    def backward(self, dloss=1.0):
-        return losses.softmax_cross_entropy_backward(dloss, self._pop())
+    _pair = (losses.softmax_cross_entropy_forward, losses.softmax_cross_entropy_backward)
 
 
 class Conv2d(_Parametrized):
@@ -262,6 +276,7 @@ class Conv2d(_Parametrized):
     """
 
     _names = ("W", "b")
+    _pair = (conv.conv2d_forward, conv.conv2d_backward)
 
     def __init__(self, C, F, kernel_size, rng, *, stride=1, pad=0):
         super().__init__()
@@ -275,15 +290,8 @@ class Conv2d(_Parametrized):
         self.b = rng.uniform(-bound, bound, size=F)
         self._init_grads()
 
-    def forward(self, x):
-        y, cache = conv.conv2d_forward(x, self.W, self.b, stride=self.stride, pad=self.pad)
-        self._push(cache)
-        return y
-
-    def backward(self, dout):
-        dx, dW, db = conv.conv2d_backward(dout, self._pop())
-        self._accumulate((dW, db))
-        return dx
+    def _options(self):
+        return {"stride": self.stride, "pad": self.pad}
 
 
 class _Pool(_Wrapped):
@@ -312,11 +320,17 @@ class Flatten(Module):
     """y = x reshaped to (N, everything else); backward reshapes back. Used in chapter 7."""
 
     def forward(self, x):
-        self._push(np.shape(x))
-        return np.reshape(x, (np.shape(x)[0], -1))
+        x = as_float_array("Flatten.forward", "x", x)
+        if x.ndim < 1:
+            raise ValueError(f"Flatten.forward: argument 'x' must have a batch axis, got shape {x.shape}")
+        self._push(x.shape)
+        return x.reshape(x.shape[0], int(np.prod(x.shape[1:])))
 
     def backward(self, dout):
-        return np.reshape(dout, self._pop())
+        shape = self._pop()
+        dout = as_float_array("Flatten.backward", "dout", dout)
+        check_shape("Flatten.backward", "dout", dout, (shape[0], int(np.prod(shape[1:]))))
+        return dout.reshape(shape)
 
 
 class RNN(_Parametrized):
@@ -372,8 +386,11 @@ class LastStep(Module):
     """
 
     def forward(self, h):
-        self._push(np.shape(h))
-        return np.asarray(h)[:, -1]
+        h = as_float_array("LastStep.forward", "h", h, ndim=3)
+        if h.shape[1] == 0:
+            raise ValueError(f"LastStep.forward: argument 'h' must have at least one time step, got shape {h.shape}")
+        self._push(h.shape)
+        return h[:, -1]
 
     def backward(self, dout):
         shape = self._pop()
@@ -412,11 +429,6 @@ class BatchNorm1d(_Parametrized):
         self._push(cache)
         return out
 
-    def backward(self, dout):
-        dx, *grads = self._pair[1](dout, self._pop())
-        self._accumulate(grads)
-        return dx
-
 
 class BatchNorm2d(BatchNorm1d):
     """Spatial batch norm of x (N, C, H, W): statistics per channel over N, H and W. Derived in chapter 9."""
@@ -431,6 +443,7 @@ class LayerNorm(_Parametrized):
     """
 
     _names = ("gamma", "beta")
+    _pair = (norm.layernorm_forward, norm.layernorm_backward)
 
     def __init__(self, D, *, eps=1e-5):
         super().__init__()
@@ -438,12 +451,5 @@ class LayerNorm(_Parametrized):
         self.gamma, self.beta, self.eps = np.ones(D), np.zeros(D), eps
         self._init_grads()
 
-    def forward(self, x):
-        out, cache = norm.layernorm_forward(x, self.gamma, self.beta, eps=self.eps)
-        self._push(cache)
-        return out
-
-    def backward(self, dout):
-        dx, *grads = norm.layernorm_backward(dout, self._pop())
-        self._accumulate(grads)
-        return dx
+    def _options(self):
+        return {"eps": self.eps}

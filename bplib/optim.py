@@ -35,7 +35,7 @@ def _check_dicts(fn, params, grads):
 
 
 class Optimizer:
-    """Base class: validation, weight decay and per-name state shared by SGD and Adam."""
+    """Base class: validation, weight decay and per-name state shared by SGD and Adam (chapter 5)."""
 
     def __init__(self, lr, weight_decay):
         name = type(self).__name__
@@ -103,7 +103,7 @@ class Adam(Optimizer):
     m_hat = m / (1 - b1^t) and v_hat = v / (1 - b2^t) undo the bias of moment
     estimates that start at zero; t counts the steps taken for each name.
     Parameters: lr > 0; beta1, beta2 in [0, 1); eps > 0; weight_decay >= 0
-    (the L2 gradient lambda w is added to g, as in the original Adam, not AdamW).
+    (the L2 gradient lambda w is added to g, as PyTorch's torch.optim.Adam does, not decoupled as in AdamW).
     ``step(params, grads)`` updates params in place. Derived in chapter 5,
     after Kingma and Ba (2015).
     """

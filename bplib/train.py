@@ -45,9 +45,11 @@ def _check_model(fn, model):
 def predict_classes(z):
     """The predicted class of each row: argmax over the last axis, or z > 0 for a single output column.
 
-    Parameters: z, model outputs (N, K) or (N, 1). Returns: (N,) int64.
+    Parameters: z, model outputs (N, K) or (N, 1). Returns: (N,) int64. Used in chapter 5.
     """
-    z = np.asarray(z)
+    z = as_float_array("predict_classes", "z", z, finite=False)  # a diverged model's NaNs are wrong answers
+    if z.ndim < 2:
+        raise ValueError(f"predict_classes: argument 'z' must have shape (N, K), got {z.shape}")
     if z.shape[-1] == 1:
         return (z[..., 0] > 0).astype(np.int64)
     return np.argmax(z, axis=-1)
@@ -83,6 +85,7 @@ def evaluate(model, loss_fn, x, y, *, batch_size=1024):
     Parameters: model, an nn.Module; loss_fn, a loss module or None (then the
     loss is NaN); x (N, ...); y (N,) integer labels (or (N, K) targets); batch_size,
     how many examples go through at once. Returns: (loss, accuracy), two floats.
+    Used in chapter 5.
     """
     _check_model("evaluate", model)
     x, y = _check_data("evaluate", "x", x, "y", y)
@@ -103,7 +106,7 @@ def accuracy(model, x, y):
     """The fraction of examples whose predicted class equals the label, in evaluation mode.
 
     Parameters: model, an nn.Module; x (N, ...); y (N,) integer labels.
-    Returns: a float in [0, 1].
+    Returns: a float in [0, 1]. Used in chapter 5.
     """
     return evaluate(model, None, x, y)[1]
 
@@ -111,8 +114,12 @@ def accuracy(model, x, y):
 def train_step(model, loss_fn, optimizer, x, y):
     """One step of gradient descent on one minibatch: zero the gradients, forward, backward, update.
 
+    Parameters: model, an nn.Module; loss_fn, a loss module; optimizer, e.g. optim.SGD;
+    x (N, ...), y (N,) one minibatch (checked by the model and the loss).
     Returns: (loss, z), the minibatch loss (a float) and the model's output z (N, K).
+    Used in chapter 5.
     """
+    _check_parts("train_step", model, loss_fn, optimizer)
     model.zero_grad()
     z = model.forward(x)
     loss = loss_fn.forward(z, y)
@@ -121,11 +128,15 @@ def train_step(model, loss_fn, optimizer, x, y):
     return loss, z
 
 
-def _check_fit(model, loss_fn, optimizer, epochs, batch_size, rng):
-    _check_model("fit", model)
+def _check_parts(fn, model, loss_fn, optimizer):
+    _check_model(fn, model)
     for name, obj, method in (("loss_fn", loss_fn, "backward"), ("optimizer", optimizer, "step")):
         if not callable(getattr(obj, method, None)):
-            raise TypeError(f"fit: argument '{name}' must have a '{method}' method, got {type(obj).__name__}")
+            raise TypeError(f"{fn}: argument '{name}' must have a '{method}' method, got {type(obj).__name__}")
+
+
+def _check_fit(model, loss_fn, optimizer, epochs, batch_size, rng):
+    _check_parts("fit", model, loss_fn, optimizer)
     check_int("fit", "epochs", epochs, minimum=1)
     check_int("fit", "batch_size", batch_size, minimum=1)
     check_rng("fit", "rng", rng)
@@ -136,6 +147,18 @@ def _progress_line(epoch, epochs, row):
     sys.stdout.write("\r" + "  ".join(parts))
     sys.stdout.write("\n" if epoch == epochs else "")
     sys.stdout.flush()
+
+
+def _train_epoch(model, loss_fn, optimizer, x, y, batch_size, rng):
+    """One pass over (x, y) in an order drawn from rng: (mean loss, accuracy), each taken before its update."""
+    order = rng.permutation(x.shape[0])
+    total, correct = 0.0, 0
+    for s in _batches(x.shape[0], batch_size):
+        idx = order[s]
+        loss, z = train_step(model, loss_fn, optimizer, x[idx], y[idx])
+        total += loss * len(idx)  # losses are batch means
+        correct += int(np.sum(predict_classes(z) == _labels(y[idx])))
+    return total / x.shape[0], correct / x.shape[0]
 
 
 def fit(model, loss_fn, optimizer, x, y, *, epochs, batch_size, rng, x_val=None, y_val=None, progress=None):
@@ -150,7 +173,7 @@ def fit(model, loss_fn, optimizer, x, y, *, epochs, batch_size, rng, x_val=None,
     a progress line (ignored when the variable CI is set).
     Returns: a dict of lists with one entry per epoch: "loss" and "accuracy"
     (means over the epoch's minibatches, taken before each update), and
-    "val_loss" and "val_accuracy" when validation data is given.
+    "val_loss" and "val_accuracy" when validation data is given. Used in chapter 5.
     """
     _check_fit(model, loss_fn, optimizer, epochs, batch_size, rng)
     x, y = _check_data("fit", "x", x, "y", y)
@@ -162,15 +185,9 @@ def fit(model, loss_fn, optimizer, x, y, *, epochs, batch_size, rng, x_val=None,
     show = bool(progress) and not os.environ.get("CI")
     model.train(True)
     for epoch in range(1, epochs + 1):
-        order = rng.permutation(x.shape[0])
-        total, correct = 0.0, 0
-        for s in _batches(x.shape[0], batch_size):
-            idx = order[s]
-            loss, z = train_step(model, loss_fn, optimizer, x[idx], y[idx])
-            total += loss * len(idx)
-            correct += int(np.sum(predict_classes(z) == _labels(y[idx])))
-        history["loss"].append(total / x.shape[0])
-        history["accuracy"].append(correct / x.shape[0])
+        loss, acc = _train_epoch(model, loss_fn, optimizer, x, y, batch_size, rng)
+        history["loss"].append(loss)
+        history["accuracy"].append(acc)
         if x_val is not None:
             val_loss, val_acc = evaluate(model, loss_fn, x_val, y_val)
             history["val_loss"].append(val_loss)

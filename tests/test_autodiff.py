@@ -273,6 +273,8 @@ def test_dual_bad_input():
         Dual(-1.0).log()
     with pytest.raises(ZeroDivisionError, match="value is 0"):
         Dual(1.0) / Dual(0.0, 1.0)
+    with pytest.raises(ValueError, match=r"Dual.exp: exp\(1000\) overflows a float"):
+        Dual(1000.0).exp()
 
 
 # ---------------------------------------------------------------- Hessian-vector products
@@ -360,6 +362,7 @@ def test_dropout_same_seed_same_mask_and_eval_is_identity():
     assert np.array_equal(a, b)
     out, cache = dropout_forward(x, 0.9, np.random.default_rng(1), training=False)
     assert np.array_equal(out, x) and np.array_equal(dropout_backward(x, cache), x)
+    assert not np.shares_memory(out, x)  # writing into out must not change x
     out0, _ = dropout_forward(x, 0.0, np.random.default_rng(1))
     assert np.array_equal(out0, x)
     assert dropout_forward(x.astype(np.float32), 0.5, np.random.default_rng(1))[0].dtype == np.float32

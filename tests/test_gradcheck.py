@@ -114,6 +114,32 @@ def test_check_backward_with_several_arguments_and_kwargs():
     assert set(errors) == {"x", "w"}
 
 
+def _scaled_sum(x, s):
+    return float(np.sum(x * s)), (s,)
+
+
+def test_check_backward_reports_the_largest_relative_error_of_all_entries():
+    # L = sum(x * s) has dL/dx = dL s. With s = (2, 0) the second gradient is 0, and the
+    # planted 5e-9 there is an absolute error below atol = 1e-8, so the check passes,
+    # but its relative error 5e-9 / max(1e-8, 5e-9) = 0.5 is what is reported: the
+    # largest over all entries, as rel_error defines it. The first entry's planted
+    # error, 4e-7 / (4 + 4e-7) = 1e-7 to first order, is smaller.
+    def backward(dL, cache):
+        (s,) = cache
+        return np.array([dL * s[0] * (1 + 2e-7), 5e-9])
+
+    s = np.array([2.0, 0.0])
+    errors = check_backward(_scaled_sum, backward, (np.array([0.3, -0.7]), s), wrt=(0,), names=("x",))
+    assert errors["x"] == pytest.approx(0.5, rel=1e-6)
+    with pytest.raises(GradientCheckError, match=r"index \(1,\)"):
+        check_backward(_scaled_sum, backward, (np.array([0.3, -0.7]), s), wrt=(0,), atol=0.0)
+
+
+def test_check_backward_of_an_empty_argument_reports_zero():
+    x = np.zeros((0, 3))
+    assert check_backward(act.tanh_forward, act.tanh_backward, (x,)) == {"arg0": 0.0}
+
+
 def test_check_backward_does_not_modify_the_callers_arrays():
     x = np.linspace(-1, 1, 4)
     check_backward(act.sigmoid_forward, act.sigmoid_backward, (x,))
@@ -125,6 +151,18 @@ def test_check_backward_rejects_bad_arguments():
         check_backward(act.sigmoid_forward, act.sigmoid_backward, (np.ones(2),), names=("a", "b"))
     with pytest.raises(TypeError, match="'rng' must be a numpy Generator"):
         check_backward(act.sigmoid_forward, act.sigmoid_backward, (np.ones(2),), rng=0)
+
+
+@pytest.mark.parametrize("wrt", [(1,), (-1,), (0.0,), (True,)])
+def test_check_backward_rejects_a_bad_wrt(wrt):
+    with pytest.raises(ValueError, match=r"check_backward: argument 'wrt' must hold indices of 'args' in \[0, 1\)"):
+        check_backward(act.sigmoid_forward, act.sigmoid_backward, (np.ones(2),), wrt=wrt)
+
+
+@pytest.mark.parametrize("option, value", [("h", 0.0), ("tol", -1e-6), ("atol", -1.0)])
+def test_check_backward_rejects_bad_tolerances(option, value):
+    with pytest.raises(ValueError, match=f"check_backward: argument '{option}' must lie in"):
+        check_backward(act.sigmoid_forward, act.sigmoid_backward, (np.ones(2),), **{option: value})
 
 
 def test_numerical_steps_must_be_positive():
@@ -149,9 +187,10 @@ def test_compare_prints_a_table_and_reports(capsys):
     a = np.arange(6.0).reshape(2, 3)
     assert compare({"W": (a, a.copy()), "b": (np.ones(3), np.ones(3) + 1e-12)}) is True
     out = capsys.readouterr().out.splitlines()
-    assert out[0].split() == ["name", "shape", "exact", "max", "abs", "diff", "rel", "error", "ok"]
-    assert out[1].split()[:3] == ["W", "(2,", "3)"] and out[1].split()[-1] == "ok"
-    assert "no" in out[2].split() and "<" in out[2]
+    assert out[0].split() == ["name", "shape", "max", "abs", "diff", "rel", "error", "ok"]
+    assert out[1].split() == ["W", "(2,", "3)", "0", "0", "ok"]
+    # |1e-12| rounded: the difference is about 1e-12, its relative error about 5e-13
+    assert out[2].split()[:2] == ["b", "(3,)"] and out[2].split()[2:] == ["<", "1e-11", "<", "1e-12", "ok"]
     assert compare({"W": (a, a + 1.0)}) is False
     assert "WRONG" in capsys.readouterr().out
 

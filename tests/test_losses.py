@@ -246,3 +246,74 @@ def test_cross_entropy_backward_rejects_bad_dloss_and_cache():
         losses.softmax_cross_entropy_backward(np.ones(2), cache)
     with pytest.raises(TypeError, match="'cache'"):
         losses.softmax_cross_entropy_backward(1.0, (cache[0],))
+
+
+# --- properties shared by the pairs: float32, no mutation, linearity in the upstream gradient ---
+
+LOSS_PAIRS = [
+    (losses.half_squared_error_forward, losses.half_squared_error_backward, lambda r: r.standard_normal((3, 2))),
+    (losses.binary_cross_entropy_forward, losses.binary_cross_entropy_backward, lambda r: r.random((3, 2))),
+    (losses.binary_cross_entropy_with_logits_forward, losses.binary_cross_entropy_with_logits_backward,
+     lambda r: r.standard_normal((3, 2))),
+]
+
+
+@pytest.mark.parametrize("forward, backward, draw", LOSS_PAIRS)
+def test_float32_losses_keep_float32_gradients(forward, backward, draw):
+    rng = np.random.default_rng(0)
+    pred, t = draw(rng).astype(np.float32), rng.random((3, 2)).astype(np.float32)
+    loss, cache = forward(pred, t)
+    dpred = backward(1.0, cache)
+    assert isinstance(loss, float) and dpred.dtype == np.float32
+    _, cache64 = forward(pred.astype(np.float64), t.astype(np.float64))
+    np.testing.assert_allclose(dpred, backward(1.0, cache64), rtol=1e-5)
+
+
+def test_float32_probability_bce_at_zero_and_one_stays_finite():
+    # In float32 1 - 1e-12 rounds to 1, where log(1 - p) and 1 / (1 - p) blow up; the clip
+    # keeps p below 1. A wrong certain answer then costs -log(1 - q), q = 1 - 2^-24,
+    # that is 24 log 2, about 16.6 (float64: -log(1e-12), about 27.6).
+    p = np.array([[1.0], [0.0], [1.0]], dtype=np.float32)
+    t = np.array([[1.0], [0.0], [0.0]], dtype=np.float32)
+    loss, cache = losses.binary_cross_entropy_forward(p, t)
+    assert loss == pytest.approx(24 * np.log(2) / 3, rel=1e-3)
+    dp = losses.binary_cross_entropy_backward(1.0, cache)
+    assert dp.dtype == np.float32 and np.all(np.isfinite(dp))
+
+
+@pytest.mark.parametrize("forward, backward", [
+    (losses.softmax_forward, losses.softmax_backward),
+    (losses.log_softmax_forward, losses.log_softmax_backward),
+])
+@given(z=float_arrays(batch_shapes), seed=seeds())
+def test_softmax_backward_is_linear_in_dout_and_mutates_nothing(forward, backward, z, seed):
+    rng = np.random.default_rng(seed)
+    z_before = z.copy()
+    out, cache = forward(z)
+    cache_before = [c.copy() for c in cache]
+    d1, d2 = rng.standard_normal(out.shape), rng.standard_normal(out.shape)
+    d1_before = d1.copy()
+    np.testing.assert_allclose(backward(2 * d1 - 3 * d2, cache), 2 * backward(d1, cache) - 3 * backward(d2, cache), atol=1e-12)
+    np.testing.assert_array_equal(z, z_before)
+    np.testing.assert_array_equal(d1, d1_before)
+    for c, c0 in zip(cache, cache_before):
+        np.testing.assert_array_equal(c, c0)
+
+
+@pytest.mark.parametrize("forward, backward, draw", LOSS_PAIRS)
+def test_loss_backward_mutates_nothing(forward, backward, draw):
+    rng = np.random.default_rng(1)
+    pred, t = draw(rng), rng.random((3, 2))
+    pred_before, t_before = pred.copy(), t.copy()
+    _, cache = forward(pred, t)
+    cache_before = [c.copy() if isinstance(c, np.ndarray) else c for c in cache]
+    backward(0.5, cache)
+    np.testing.assert_array_equal(pred, pred_before)
+    np.testing.assert_array_equal(t, t_before)
+    for c, c0 in zip(cache, cache_before):
+        np.testing.assert_array_equal(c, c0)
+    z, y = rng.standard_normal((3, 4)), np.array([0, 3, 1])
+    _, cache = losses.softmax_cross_entropy_forward(z, y)
+    s_before = cache[0].copy()
+    losses.softmax_cross_entropy_backward(1.0, cache)
+    np.testing.assert_array_equal(cache[0], s_before)

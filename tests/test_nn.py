@@ -361,3 +361,18 @@ def test_last_step():
     with pytest.raises(ValueError, match=r"'dout' has shape \(2, 3\) but h\[:, -1\] has shape \(2, 4\)"):
         layer.backward(np.ones((2, 3)))
     _module_check(nn.LastStep(), h, rng)
+
+
+def test_flatten_and_last_step_validate_their_inputs():
+    with pytest.raises(ValueError, match=r"Flatten.forward: argument 'x' must have a batch axis, got shape \(\)"):
+        nn.Flatten().forward(1.0)
+    with pytest.raises(TypeError, match="Flatten.forward: argument 'x'"):
+        nn.Flatten().forward("x")
+    flat = nn.Flatten()
+    assert flat.forward(np.zeros((2, 3, 4))).shape == (2, 12)
+    with pytest.raises(ValueError, match=r"Flatten.backward: argument 'dout' must have shape \(2, 12\), got \(2, 11\)"):
+        flat.backward(np.zeros((2, 11)))
+    with pytest.raises(ValueError, match=r"LastStep.forward: argument 'h' must have 3 dimensions, got shape \(2, 3\)"):
+        nn.LastStep().forward(np.zeros((2, 3)))
+    with pytest.raises(ValueError, match=r"LastStep.forward: argument 'h' must have at least one time step, got shape \(2, 0, 3\)"):
+        nn.LastStep().forward(np.zeros((2, 0, 3)))

@@ -183,3 +183,8 @@ def test_state_of_another_shape_is_refused():
     opt.step({"a": np.zeros(2)}, {"a": np.ones(2)})
     with pytest.raises(ValueError, match=r"params\['a'\] has shape \(3,\), but the state kept for it has shape \(2,\)"):
         opt.step({"a": np.zeros(3)}, {"a": np.ones(3)})
+
+
+def test_the_base_optimizer_has_no_update_rule():
+    with pytest.raises(NotImplementedError):
+        optim.Optimizer(0.1, 0.0).step({"w": np.ones(2)}, {"w": np.ones(2)})

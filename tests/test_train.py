@@ -104,6 +104,12 @@ def test_evaluate_loss_equals_the_full_batch_loss():
 def test_predict_classes_argmax_and_single_logit():
     np.testing.assert_array_equal(train.predict_classes(np.array([[0.1, 2.0], [3.0, -1.0]])), [1, 0])
     np.testing.assert_array_equal(train.predict_classes(np.array([[0.3], [-0.2]])), [1, 0])
+    # A diverged model's NaN outputs are wrong answers, not an error.
+    assert train.predict_classes(np.array([[np.nan], [1.0]])).tolist() == [0, 1]
+    with pytest.raises(ValueError, match=r"predict_classes: argument 'z' must have shape \(N, K\), got \(3,\)"):
+        train.predict_classes(np.zeros(3))
+    with pytest.raises(TypeError, match="predict_classes: argument 'z'"):
+        train.predict_classes(None)
 
 
 def test_progress_line_is_printed_only_when_asked_and_not_in_ci(capsys, monkeypatch):
@@ -160,3 +166,26 @@ def test_evaluate_and_accuracy_validate_arguments(call, error, match):
     x, y = _separable(n=10)
     with pytest.raises(error, match=match):
         call(_model(np.random.default_rng(0)), x, y)
+
+
+def test_train_step_is_one_sgd_step_by_hand():
+    # One Linear(1, 1) unit with half squared error on one example: y = w x + b,
+    # L = (y - t)^2 / 2, dL/dw = (y - t) x, dL/db = y - t. With w = 2, b = 1, x = 3, t = 4:
+    # y = 7, L = 4.5, dw = 9, db = 3; lr = 0.1 gives w = 2 - 0.9 = 1.1 and b = 1 - 0.3 = 0.7.
+    layer = nn.Linear(1, 1, np.random.default_rng(0))
+    layer.W[...], layer.b[...] = 2.0, 1.0
+    layer.dW += 5.0  # a stale gradient, which the step must zero first
+    loss, z = train.train_step(layer, nn.HalfSquaredError(), optim.SGD(lr=0.1), np.array([[3.0]]), np.array([[4.0]]))
+    assert loss == 4.5 and z.tolist() == [[7.0]]
+    np.testing.assert_allclose([layer.W[0, 0], layer.b[0]], [1.1, 0.7], rtol=1e-15)
+    np.testing.assert_array_equal([layer.dW[0, 0], layer.db[0]], [9.0, 3.0])
+
+
+@pytest.mark.parametrize("model, loss_fn, optimizer, match", [
+    ("model", nn.HalfSquaredError(), optim.SGD(lr=0.1), "train_step: argument 'model' must be an nn.Module"),
+    (nn.Tanh(), losses.half_squared_error, optim.SGD(lr=0.1), "train_step: argument 'loss_fn' must have a 'backward' method"),
+    (nn.Tanh(), nn.HalfSquaredError(), None, "train_step: argument 'optimizer' must have a 'step' method"),
+])
+def test_train_step_validates_its_parts(model, loss_fn, optimizer, match):
+    with pytest.raises(TypeError, match=match):
+        train.train_step(model, loss_fn, optimizer, np.zeros((1, 1)), np.zeros((1, 1)))
