@@ -82,8 +82,19 @@ def check_rng(fn, name, rng):
     return rng
 
 
-def check_cache(fn, cache, length):
-    """Check that a cache is the tuple its forward function returned."""
-    if not isinstance(cache, tuple) or len(cache) != length:
-        raise TypeError(f"{fn}: argument 'cache' must be the {length}-tuple returned by the matching forward function")
-    return cache
+def check_cache(fn, cache, cache_type):
+    """Return ``cache`` if it is a ``cache_type``; refuse another op's cache by name.
+
+    Every forward returns its cache as a small ``typing.NamedTuple`` of its own
+    type, whose class attribute ``made_by`` names that forward, so a backward
+    handed the wrong cache can say which two functions were mixed up.
+    """
+    if isinstance(cache_type, int):  # TRANSITION: plain-tuple caches until every module is converted
+        if not isinstance(cache, tuple) or len(cache) != cache_type:
+            raise TypeError(f"{fn}: argument 'cache' must be the {cache_type}-tuple returned by the matching forward function")
+        return cache
+    if isinstance(cache, cache_type):
+        return cache
+    made_by = getattr(type(cache), "made_by", None)
+    got = f"a {type(cache).__name__} from {made_by}" if made_by else f"a {type(cache).__name__}"
+    raise TypeError(f"{fn}: argument 'cache' must be the {cache_type.__name__} that {cache_type.made_by} returns, got {got}")

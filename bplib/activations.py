@@ -6,9 +6,32 @@ may have any shape; the derivative of an elementwise function is diagonal,
 so the backward pass is one elementwise product with the upstream gradient.
 """
 
+from typing import NamedTuple
+
 import numpy as np
 
 from bplib._validate import as_float_array, check_cache, check_same_shape
+
+
+class SigmoidCache(NamedTuple):
+    """What sigmoid_backward needs: the output, since sigma' = out (1 - out)."""
+
+    out: np.ndarray
+    made_by = "sigmoid_forward"
+
+
+class TanhCache(NamedTuple):
+    """What tanh_backward needs: the output, since tanh' = 1 - out^2."""
+
+    out: np.ndarray
+    made_by = "tanh_forward"
+
+
+class ReluCache(NamedTuple):
+    """What relu_backward needs: the input, to know where x > 0."""
+
+    x: np.ndarray
+    made_by = "relu_forward"
 
 
 def sigmoid(z):
@@ -85,7 +108,7 @@ def sigmoid_forward(x):
     Derived in chapter 1.
     """
     out = sigmoid(as_float_array("sigmoid_forward", "x", x))
-    return out, (out,)
+    return out, SigmoidCache(out)
 
 
 def sigmoid_backward(dout, cache):
@@ -94,7 +117,7 @@ def sigmoid_backward(dout, cache):
     Parameters: dout, the shape of out; cache from sigmoid_forward. Returns: dx, the shape of x.
     Derived in chapter 1.
     """
-    (out,) = check_cache("sigmoid_backward", cache, 1)
+    out = check_cache("sigmoid_backward", cache, SigmoidCache).out
     dout = _upstream("sigmoid_backward", dout, out, "out")
     return dout * out * (1.0 - out)
 
@@ -106,7 +129,7 @@ def tanh_forward(x):
     Derived in chapter 1.
     """
     out = np.tanh(as_float_array("tanh_forward", "x", x))
-    return out, (out,)
+    return out, TanhCache(out)
 
 
 def tanh_backward(dout, cache):
@@ -115,7 +138,7 @@ def tanh_backward(dout, cache):
     Parameters: dout, the shape of out; cache from tanh_forward. Returns: dx, the shape of x.
     Derived in chapter 1.
     """
-    (out,) = check_cache("tanh_backward", cache, 1)
+    out = check_cache("tanh_backward", cache, TanhCache).out
     dout = _upstream("tanh_backward", dout, out, "out")
     return dout * (1.0 - out * out)
 
@@ -127,7 +150,7 @@ def relu_forward(x):
     Derived in chapter 1.
     """
     x = as_float_array("relu_forward", "x", x)
-    return np.maximum(x, 0.0).astype(x.dtype, copy=False), (x,)
+    return np.maximum(x, 0.0).astype(x.dtype, copy=False), ReluCache(x)
 
 
 def relu_backward(dout, cache):
@@ -136,6 +159,6 @@ def relu_backward(dout, cache):
     Parameters: dout, the shape of x; cache from relu_forward. Returns: dx, the shape of x.
     Derived in chapter 1.
     """
-    (x,) = check_cache("relu_backward", cache, 1)
+    x = check_cache("relu_backward", cache, ReluCache).x
     dout = _upstream("relu_backward", dout, x, "x")
     return np.where(x > 0, dout, 0.0).astype(dout.dtype, copy=False)
