@@ -2,8 +2,10 @@
 
 Nothing here is downloaded: every set is generated from an explicit
 ``rng = np.random.default_rng(seed)``, so the same seed gives the same data.
-The digits ship inside scikit-learn, which only ``load_digits_split`` imports.
+The digits ship inside scikit-learn, which only the digits loaders import.
 """
+
+from typing import NamedTuple
 
 import numpy as np
 
@@ -126,3 +128,77 @@ def load_digits_split(rng, *, test_fraction=0.25):
     order = rng.permutation(len(y))
     test, train = order[:n_test], order[n_test:]
     return x[train], y[train], x[test], y[test]
+
+
+class DigitsSplits(NamedTuple):
+    """The digits in three disjoint parts: train on the first, choose on the second, report the third once."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+
+
+def load_digits_splits(rng, *, val_fraction=0.2, test_fraction=0.2):
+    """scikit-learn's bundled 8 x 8 digits split three ways (train, validation, test), scaled to [0, 1].
+
+    Every choice (epochs, learning rate, schedule) is made on the validation
+    part; the test part is evaluated once, at the end. The split is a random
+    permutation drawn from ``rng``, so the same seed gives the same split.
+    Parameters: rng, a numpy Generator or an integer seed; val_fraction and
+    test_fraction in (0, 1), with a sum below 1. Returns: a DigitsSplits of
+    x_train (N, 64), y_train (N,), x_val (Nv, 64), y_val (Nv,), x_test (Nt, 64),
+    y_test (Nt,), x float64 and y int64 in [0, 10). Needs scikit-learn. Used from chapter 5 on.
+    """
+    fn = "load_digits_splits"
+    if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):
+        rng = np.random.default_rng(check_int(fn, "rng", rng, minimum=0))
+    rng = check_rng(fn, "rng", rng)
+    val_fraction = check_real(fn, "val_fraction", val_fraction, low=0, high=1, low_open=True, high_open=True)
+    test_fraction = check_real(fn, "test_fraction", test_fraction, low=0, high=1, low_open=True, high_open=True)
+    from sklearn.datasets import load_digits  # imported here: only the digits loaders need scikit-learn
+
+    digits = load_digits()
+    x = digits.data.astype(np.float64) / 16.0  # (1797, 64) in [0, 1]
+    y = digits.target.astype(np.int64)
+    n_val, n_test = int(round(val_fraction * len(y))), int(round(test_fraction * len(y)))
+    if n_val < 1 or n_test < 1 or n_val + n_test >= len(y):
+        raise ValueError(
+            f"{fn}: arguments 'val_fraction' = {val_fraction} and 'test_fraction' = {test_fraction} "
+            f"leave an empty train, validation or test set"
+        )
+    order = rng.permutation(len(y))
+    test, val, train = order[:n_test], order[n_test : n_test + n_val], order[n_test + n_val :]
+    return DigitsSplits(x[train], y[train], x[val], y[val], x[test], y[test])
+
+
+def translated_digits(images, rng, *, size=16):
+    """Each image pasted at a random offset on a blank size x size canvas.
+
+    A task where a pattern may appear anywhere: the position carries no
+    information about the class, which is what convolution's weight sharing
+    assumes (chapter 7). Parameters: images (N, h, w) or (N, 1, h, w) with
+    h, w <= size; rng, a numpy Generator; size, the canvas side. Returns: the
+    canvases, (N, size, size) or (N, 1, size, size) as given, and the offsets
+    (N, 2) int64 (row, column) of each image's top-left corner.
+    """
+    fn = "translated_digits"
+    rng = check_rng(fn, "rng", rng)
+    size = check_int(fn, "size", size, minimum=1)
+    if not isinstance(images, np.ndarray) or images.dtype.kind != "f":
+        kind = images.dtype if isinstance(images, np.ndarray) else type(images).__name__
+        raise TypeError(f"{fn}: argument 'images' must be a float numpy array, got {kind}")
+    channel = images.ndim == 4
+    if not (images.ndim == 3 or (channel and images.shape[1] == 1)):
+        raise ValueError(f"{fn}: argument 'images' must have shape (N, h, w) or (N, 1, h, w), got {images.shape}")
+    flat = images[:, 0] if channel else images  # (N, h, w)
+    n, h, w = flat.shape
+    if h > size or w > size:
+        raise ValueError(f"{fn}: argument 'images' has shape {images.shape}, larger than the canvas size {size}")
+    offsets = np.stack([rng.integers(0, size - h + 1, n), rng.integers(0, size - w + 1, n)], axis=1)
+    out = np.zeros((n, size, size), dtype=images.dtype)
+    for k, (r, c) in enumerate(offsets):
+        out[k, r : r + h, c : c + w] = flat[k]
+    return (out[:, None] if channel else out), offsets.astype(np.int64)

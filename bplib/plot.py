@@ -1,4 +1,4 @@
-"""Drawing a computational graph of ``bplib.scalar.Value`` nodes (chapter 2).
+"""Drawing a computational graph of ``bplib.scalar.Value`` nodes (chapter 2), and showing library source.
 
 A leaf module: it imports bplib.scalar, and nothing in bplib imports it.
 Matplotlib is imported only when a figure is drawn, so the layout can be
@@ -10,6 +10,8 @@ rightwards; a leaf sits just before its first use. Within a column, nodes are
 ordered by the mean height of their neighbours, which keeps most edges short
 and uncrossed.
 """
+
+import inspect
 
 from bplib.scalar import Value
 
@@ -142,3 +144,18 @@ def _draw_edges(ax, boxes, fontsize):
             ax.annotate("", xy=arrive, xycoords=box, xytext=(1.0, 0.5), textcoords=boxes[parent], zorder=1,
                         arrowprops=dict(arrowstyle="-|>", color="0.35", lw=1.0, shrinkA=gap, shrinkB=gap,
                                         connectionstyle=f"arc3,rad={rad}"))
+
+
+def show_source(obj):
+    """The source of a bplib function or class as a highlighted code block, for a notebook cell.
+
+    The block is Markdown, which both the HTML book (myst-nb) and JupyterLab
+    render with syntax highlighting, so the library is shown from the library
+    itself, never pasted. Parameters: obj, a function, class or module.
+    Returns: an IPython Markdown display object. Used in every chapter.
+    """
+    if not (inspect.isfunction(obj) or inspect.isclass(obj) or inspect.ismodule(obj) or inspect.ismethod(obj)):
+        raise TypeError(f"show_source: argument 'obj' must be a function, class or module, got {type(obj).__name__}")
+    from IPython.display import Markdown  # imported here: only notebooks call this
+
+    return Markdown("```python\n" + inspect.getsource(obj).rstrip() + "\n```")

@@ -18,10 +18,11 @@ environment variable CI is set, so that tests and CI logs stay clean.
 
 import os
 import sys
+from typing import NamedTuple
 
 import numpy as np
 
-from bplib import nn
+from bplib import gradcheck, nn
 from bplib._validate import as_float_array, check_int, check_rng
 
 
@@ -195,3 +196,60 @@ def fit(model, loss_fn, optimizer, x, y, *, epochs, batch_size, rng, x_val=None,
         if show:
             _progress_line(epoch, epochs, history)
     return history
+
+
+def numerical_param_grads(model, loss_fn, x, y, keys):
+    """Central-difference gradients of the loss on (x, y) with respect to the named parameters.
+
+    Each parameter is nudged in place and restored exactly; the model keeps
+    no caches afterwards. This is the reference that a network's backward
+    pass is checked against. Parameters: model, an nn.Module; loss_fn, a loss
+    module; x (N, ...), y (N,) one batch; keys, names from ``model.params``.
+    Returns: a dict from key to an array the shape of that parameter. Used from chapter 5 on.
+    """
+    fn = "numerical_param_grads"
+    _check_model(fn, model)
+    x, y = _check_data(fn, "x", x, "y", y)
+    params = model.params
+    missing = [k for k in keys if k not in params]
+    if isinstance(keys, str) or missing:
+        raise ValueError(f"{fn}: argument 'keys' must list names from model.params {sorted(params)}, got {keys!r}")
+
+    def loss_at(key, value):
+        saved = params[key].copy()
+        params[key][...] = value
+        try:
+            return loss_fn.forward(model.forward(x), y)
+        finally:
+            params[key][...] = saved
+            model.clear_cache()
+            loss_fn.clear_cache()
+
+    return {k: gradcheck.numerical_gradient(lambda v, k=k: loss_at(k, v), params[k]) for k in keys}
+
+
+class SeedSummary(NamedTuple):
+    """A result over several seeds: mean, sample standard deviation, lowest, highest, and the count."""
+
+    mean: float
+    std: float
+    low: float
+    high: float
+    n: int
+
+    def format(self, digits=3):
+        """'mean +- std (low to high, n seeds)', each rounded to ``digits`` decimals."""
+        d = digits
+        return f"{self.mean:.{d}f} +- {self.std:.{d}f} ({self.low:.{d}f} to {self.high:.{d}f}, {self.n} seeds)"
+
+
+def seed_summary(values):
+    """Mean and spread of one result measured over several seeds.
+
+    Parameters: values, a sequence of at least 2 finite numbers, one per seed.
+    Returns: a SeedSummary (mean, std with 1 / (n - 1), low, high, n). Used from chapter 5 on.
+    """
+    v = as_float_array("seed_summary", "values", values, ndim=1)
+    if v.shape[0] < 2:
+        raise ValueError(f"seed_summary: argument 'values' needs at least 2 seeds to show a spread, got shape {v.shape}")
+    return SeedSummary(float(v.mean()), float(v.std(ddof=1)), float(v.min()), float(v.max()), int(v.shape[0]))

@@ -116,6 +116,41 @@ def test_load_digits_split_is_seeded_scaled_and_disjoint():
         np.testing.assert_array_equal(parts[1], whole[1])
 
 
+def test_load_digits_splits_three_disjoint_parts():
+    a = data.load_digits_splits(0)
+    b = data.load_digits_splits(np.random.default_rng(0))
+    for u, v in zip(a, b):
+        np.testing.assert_array_equal(u, v)
+    # 1797 images: round(0.2 * 1797) = 359 for validation and for test, 1079 left to train on
+    assert a.x_train.shape == (1079, 64) and a.x_val.shape == (359, 64) and a.x_test.shape == (359, 64)
+    assert a.y_val.dtype == np.int64 and a.y_train.shape == (1079,)
+    from sklearn.datasets import load_digits
+
+    whole = np.unique(load_digits().data / 16.0, axis=0, return_counts=True)
+    parts = np.unique(np.concatenate([a.x_train, a.x_val, a.x_test]), axis=0, return_counts=True)
+    np.testing.assert_array_equal(parts[0], whole[0])
+    np.testing.assert_array_equal(parts[1], whole[1])
+    c = data.load_digits_splits(0, val_fraction=0.1, test_fraction=0.3)
+    assert c.x_val.shape == (180, 64) and c.x_test.shape == (539, 64)
+
+
+def test_translated_digits_places_each_image_whole_at_its_offset():
+    rng = np.random.default_rng(0)
+    images = rng.random((20, 8, 8))
+    canvas, offsets = data.translated_digits(images, np.random.default_rng(1), size=16)
+    assert canvas.shape == (20, 16, 16) and offsets.shape == (20, 2)
+    assert offsets.min() >= 0 and offsets.max() <= 8 and len({tuple(o) for o in offsets}) > 1
+    for k, (r, c) in enumerate(offsets):
+        np.testing.assert_array_equal(canvas[k, r : r + 8, c : c + 8], images[k])
+        assert canvas[k].sum() == pytest.approx(images[k].sum())  # nothing else is drawn
+    with_channel, offsets2 = data.translated_digits(images[:, None], np.random.default_rng(1), size=16)
+    np.testing.assert_array_equal(with_channel[:, 0], canvas)
+    np.testing.assert_array_equal(offsets2, offsets)
+    same, zero = data.translated_digits(images, rng, size=8)
+    np.testing.assert_array_equal(same, images)
+    assert not zero.any()
+
+
 BAD_INPUTS = [
     (lambda r: data.spirals(1, r), ValueError, "'n' must be at least 2"),
     (lambda r: data.spirals(10.0, r), TypeError, "'n' must be an integer"),
@@ -136,6 +171,16 @@ BAD_INPUTS = [
     (lambda r: data.load_digits_split(r, test_fraction=1.0), ValueError, "'test_fraction' must lie in"),
     (lambda r: data.load_digits_split(r, test_fraction=1e-4), ValueError, "'test_fraction' = 0.0001 leaves an empty"),
     (lambda r: data.load_digits_split(r, test_fraction=True), TypeError, "'test_fraction' must be a finite real number"),
+    (lambda r: data.load_digits_splits("0"), TypeError, "'rng' must be a numpy Generator"),
+    (lambda r: data.load_digits_splits(r, val_fraction=0.0), ValueError, "'val_fraction' must lie in"),
+    (lambda r: data.load_digits_splits(r, val_fraction=0.6, test_fraction=0.5), ValueError, "leave an empty train"),
+    (lambda r: data.load_digits_splits(r, test_fraction=1e-4), ValueError, "leave an empty train, validation or test"),
+    (lambda r: data.translated_digits(np.zeros((2, 8, 8)), 0), TypeError, "'rng' must be a numpy Generator"),
+    (lambda r: data.translated_digits(np.zeros((2, 8, 8), dtype=int), r), TypeError, "'images' must be a float"),
+    (lambda r: data.translated_digits(np.zeros((2, 64)), r), ValueError, "'images' must have shape"),
+    (lambda r: data.translated_digits(np.zeros((2, 3, 8, 8)), r), ValueError, "'images' must have shape"),
+    (lambda r: data.translated_digits(np.zeros((2, 8, 8)), r, size=7), ValueError, "larger than the canvas size 7"),
+    (lambda r: data.translated_digits(np.zeros((2, 8, 8)), r, size=0), ValueError, "'size' must be at least 1"),
 ]
 
 

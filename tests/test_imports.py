@@ -24,7 +24,7 @@ ALLOWED = {
     "nn": {"_validate", "linear", "activations", "losses", "conv", "rnn", "norm"},
     "data": {"_validate"},
     "plot": {"_validate", "scalar"},
-    "train": {"_validate", "nn", "optim", "data", "losses", "linear", "activations"},
+    "train": {"_validate", "nn", "optim", "data", "losses", "linear", "activations", "gradcheck"},
 }
 LEAVES = {"data", "plot", "train"}  # nothing in bplib imports these
 NUMPY_ONLY = set(ALLOWED) - {"plot"}  # only plot may use matplotlib

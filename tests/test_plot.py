@@ -1,5 +1,6 @@
 """Tests of bplib.plot: the layered layout of a Value graph and its matplotlib drawing."""
 
+import inspect
 import pathlib
 import subprocess
 import sys
@@ -11,7 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 from matplotlib.text import Annotation  # noqa: E402
 
-from bplib.plot import draw_graph, graph_layers, graph_layout  # noqa: E402
+from bplib.plot import draw_graph, graph_layers, graph_layout, show_source  # noqa: E402
 from bplib.scalar import Value  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -105,3 +106,14 @@ def test_plot_is_a_leaf_and_imports_matplotlib_lazily():
             assert "plot" not in path.read_text().replace("matplotlib", ""), f"{path.name} must not import bplib.plot"
     code = "import sys, bplib.plot; assert 'matplotlib' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+def test_show_source_is_the_library_source_as_a_python_block():
+    from bplib import activations
+
+    md = show_source(activations.relu_backward)
+    text = md.data
+    assert text.startswith("```python\ndef relu_backward(dout, cache):") and text.endswith("\n```")
+    assert inspect.getsource(activations.relu_backward).rstrip() in text
+    with pytest.raises(TypeError, match="'obj' must be a function, class or module, got int"):
+        show_source(3)

@@ -189,3 +189,38 @@ def test_train_step_is_one_sgd_step_by_hand():
 def test_train_step_validates_its_parts(model, loss_fn, optimizer, match):
     with pytest.raises(TypeError, match=match):
         train.train_step(model, loss_fn, optimizer, np.zeros((1, 1)), np.zeros((1, 1)))
+
+
+def test_numerical_param_grads_agree_with_backward_and_restore_the_parameters():
+    rng = np.random.default_rng(0)
+    model = nn.Sequential(nn.Linear(5, 4, rng), nn.Tanh(), nn.Linear(4, 3, rng))
+    loss_fn = nn.SoftmaxCrossEntropy()
+    x, y = rng.normal(size=(6, 5)), rng.integers(0, 3, 6)
+    before = {k: v.copy() for k, v in model.params.items()}
+    numeric = train.numerical_param_grads(model, loss_fn, x, y, ["0.W", "2.b"])
+    for k, v in model.params.items():
+        np.testing.assert_array_equal(v, before[k])  # restored exactly
+    model.zero_grad()
+    loss_fn.forward(model.forward(x), y)
+    model.backward(loss_fn.backward(1.0))
+    for k in numeric:
+        assert numeric[k].shape == model.params[k].shape
+        np.testing.assert_allclose(numeric[k], model.grads[k], rtol=1e-6, atol=1e-9)
+    with pytest.raises(ValueError, match="'keys' must list names from model.params"):
+        train.numerical_param_grads(model, loss_fn, x, y, ["9.W"])
+    with pytest.raises(ValueError, match="'keys' must list names"):
+        train.numerical_param_grads(model, loss_fn, x, y, "0.W")
+    with pytest.raises(TypeError, match="'model' must be an nn.Module"):
+        train.numerical_param_grads("model", loss_fn, x, y, ["0.W"])
+
+
+def test_seed_summary_mean_sample_std_and_range():
+    s = train.seed_summary([0.95, 0.97, 0.96, 0.98, 0.94])
+    assert s.mean == pytest.approx(0.96) and s.n == 5
+    assert s.std == pytest.approx(np.sqrt(0.001 / 4))  # squared deviations sum to 0.001
+    assert (s.low, s.high) == (0.94, 0.98)
+    assert s.format(2) == "0.96 +- 0.02 (0.94 to 0.98, 5 seeds)"
+    with pytest.raises(ValueError, match="needs at least 2 seeds"):
+        train.seed_summary([0.9])
+    with pytest.raises(ValueError, match="contains NaN"):
+        train.seed_summary([0.9, float("nan")])
