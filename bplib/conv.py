@@ -4,13 +4,19 @@ Conv2d is cross-correlation, as in PyTorch: x (N, C, H, W), W (F, C, kh, kw),
 b (F,), an integer ``stride`` >= 1 and a zero padding ``pad`` >= 0, and
 Ho = (H + 2 pad - kh) // stride + 1, Wo = (W + 2 pad - kw) // stride + 1.
 Rows and columns that no window reaches (when the stride does not tile the
-input) take no part in y and get a zero gradient.
+input) take no part in y and get a zero gradient. Any of N, C and F may be 0.
 
 The naive pair loops over every output entry and is the reference. The fast
-pair lays every receptive field out as a row (``im2col``), so that the
-convolution is the linear layer ``cols @ W.reshape(F, -1).T + b``; its backward
-is the linear layer's backward followed by ``col2im``, which adds each row's
-gradient back onto the pixels it came from. Pooling uses the same windows.
+pair lays every receptive field out as a column of a matrix (``im2col``), so
+that the convolution of each image is one matrix product with the flattened
+kernel; its backward is the linear layer's backward followed by ``col2im``,
+which adds each column's gradient back onto the pixels it came from. Pooling
+(max, average, and LeNet's trainable subsampling) uses the same windows.
+
+Numerics: pooling and subsampling are finite for every finite input (a mean
+is summed from scaled entries when the plain sum would overflow); a
+convolution is finite as long as its products x W, dy W and dy x and their
+sums are below the float maximum.
 """
 
 from typing import NamedTuple
@@ -32,7 +38,7 @@ class Conv2dNaiveCache(NamedTuple):
 
 
 class Conv2dCache(NamedTuple):
-    """What conv2d_backward needs: as the naive cache, plus cols = im2col(x), (N Ho Wo, C kh kw)."""
+    """What conv2d_backward needs: as the naive cache, plus cols (N, C kh kw, Ho Wo), one window per column."""
 
     x: np.ndarray
     W: np.ndarray
@@ -59,6 +65,17 @@ class AvgpoolCache(NamedTuple):
     size: int
     stride: int
     made_by = "avgpool_forward"
+
+
+class SubsampleCache(NamedTuple):
+    """What subsample_backward needs: the window means m (N, C, Ho, Wo), beta (C,), the window and x's shape."""
+
+    m: np.ndarray
+    beta: np.ndarray
+    size: int
+    stride: int
+    x_shape: tuple
+    made_by = "subsample_forward"
 
 
 def _out_size(fn, x_shape, kh, kw, stride, pad, name):
@@ -161,19 +178,27 @@ def _add_windows(dwin, out, stride):
 
 
 def _im2col(x, kh, kw, stride, pad):
+    """cols[n, (c, p, q), (i, j)] = xp[n, c, i stride + p, j stride + q]: (N, C kh kw, Ho Wo), one window per column."""
+    N, C = x.shape[:2]
     win = _windows(_pad(x, pad), kh, kw, stride)  # (N, C, Ho, Wo, kh, kw), a view
-    # Copy into (C, kh, kw, N, Ho, Wo) order, whose inner loop runs along an image
-    # row (several times faster than (N, Ho, Wo, C, kh, kw)), and return the transpose.
-    return win.transpose(1, 4, 5, 0, 2, 3).reshape(x.shape[1] * kh * kw, -1).T  # (N Ho Wo, C kh kw)
+    Ho, Wo = win.shape[2:4]
+    # The copy runs along image rows, the fastest order to read x in.
+    return win.transpose(0, 1, 4, 5, 2, 3).reshape(N, C * kh * kw, Ho * Wo)
 
 
 def _col2im(dcols, x_shape, kh, kw, stride, pad):
+    """The adjoint of _im2col: add each column of dcols (N, C kh kw, Ho Wo) back onto its window; (N, C, H, W)."""
     N, C, H, Wd = x_shape
     Ho, Wo = _out_size("col2im", x_shape, kh, kw, stride, pad, "kh, kw")
-    dwin = np.ascontiguousarray(dcols.T).reshape(C, kh, kw, N, Ho, Wo).transpose(1, 2, 0, 3, 4, 5)
-    # Accumulate channels first, (C, N, Hp, Wp), to match dwin's memory order.
-    dxp = _add_windows(dwin, np.zeros((C, N, H + 2 * pad, Wd + 2 * pad), dcols.dtype), stride)
-    return np.ascontiguousarray(dxp[:, :, pad:pad + H, pad:pad + Wd].transpose(1, 0, 2, 3))
+    dwin = dcols.reshape(N, C, kh, kw, Ho, Wo).transpose(2, 3, 0, 1, 4, 5)  # (kh, kw, N, C, Ho, Wo)
+    dxp = _add_windows(dwin, np.zeros((N, C, H + 2 * pad, Wd + 2 * pad), dcols.dtype), stride)
+    return np.ascontiguousarray(dxp[:, :, pad:pad + H, pad:pad + Wd]) if pad else dxp
+
+
+def _geometry(fn, name, x_shape, kh, kw, stride, pad):
+    kh, kw = check_int(fn, "kh", kh, minimum=1), check_int(fn, "kw", kw, minimum=1)
+    stride, pad = check_int(fn, "stride", stride, minimum=1), check_int(fn, "pad", pad, minimum=0)
+    return (kh, kw, stride, pad) + _out_size(fn, x_shape, kh, kw, stride, pad, "kh, kw")
 
 
 def im2col(x, kh, kw, stride=1, pad=0):
@@ -182,13 +207,13 @@ def im2col(x, kh, kw, stride=1, pad=0):
     Parameters: x (N, C, H, W); kh, kw, the window size; stride >= 1; pad >= 0, integers.
     Returns: cols (N Ho Wo, C kh kw), rows in (n, i, j) order and columns in (c, p, q)
     order, so that conv2d(x, W, b) is cols @ W.reshape(F, -1).T + b, rearranged.
+    (conv2d_forward keeps the same numbers per image as columns, (N, C kh kw, Ho Wo).)
     Derived in chapter 7.
     """
     x = as_float_array("im2col", "x", x, ndim=4)
-    kh, kw = check_int("im2col", "kh", kh, minimum=1), check_int("im2col", "kw", kw, minimum=1)
-    stride, pad = check_int("im2col", "stride", stride, minimum=1), check_int("im2col", "pad", pad, minimum=0)
-    _out_size("im2col", x.shape, kh, kw, stride, pad, "kh, kw")
-    return _im2col(x, kh, kw, stride, pad)
+    kh, kw, stride, pad, Ho, Wo = _geometry("im2col", "kh, kw", x.shape, kh, kw, stride, pad)
+    cols = _im2col(x, kh, kw, stride, pad)  # (N, C kh kw, Ho Wo)
+    return cols.transpose(0, 2, 1).reshape(x.shape[0] * Ho * Wo, x.shape[1] * kh * kw)
 
 
 def col2im(cols, x_shape, kh, kw, stride=1, pad=0):
@@ -199,38 +224,42 @@ def col2im(cols, x_shape, kh, kw, stride=1, pad=0):
     Parameters: cols (N Ho Wo, C kh kw); x_shape, the tuple (N, C, H, W); kh, kw, stride, pad as in im2col.
     Returns: dx (N, C, H, W). Derived in chapter 7.
     """
-    cols = as_float_array("col2im", "cols", cols, ndim=2)
+    cols = np.asarray(as_float_array("col2im", "cols", cols, ndim=2))  # a plain ndarray, even from np.matrix
     if not isinstance(x_shape, (tuple, list)) or len(x_shape) != 4:
         raise TypeError(f"col2im: argument 'x_shape' must be a tuple (N, C, H, W), got {x_shape!r}")
     x_shape = tuple(check_int("col2im", "x_shape", s, minimum=0) for s in x_shape)
-    kh, kw = check_int("col2im", "kh", kh, minimum=1), check_int("col2im", "kw", kw, minimum=1)
-    stride, pad = check_int("col2im", "stride", stride, minimum=1), check_int("col2im", "pad", pad, minimum=0)
-    Ho, Wo = _out_size("col2im", x_shape, kh, kw, stride, pad, "kh, kw")
-    check_shape("col2im", "cols", cols, (x_shape[0] * Ho * Wo, x_shape[1] * kh * kw))
-    return _col2im(cols, x_shape, kh, kw, stride, pad)
+    kh, kw, stride, pad, Ho, Wo = _geometry("col2im", "kh, kw", x_shape, kh, kw, stride, pad)
+    N, C = x_shape[:2]
+    check_shape("col2im", "cols", cols, (N * Ho * Wo, C * kh * kw))
+    dcols = cols.reshape(N, Ho * Wo, C * kh * kw).transpose(0, 2, 1)  # (N, C kh kw, Ho Wo)
+    return _col2im(dcols, x_shape, kh, kw, stride, pad)
 
 
 def conv2d_forward(x, W, b, stride=1, pad=0):
-    """y = im2col(x) @ W.reshape(F, -1).T + b, rearranged to (N, F, Ho, Wo); equal to conv2d_naive_forward.
+    """y[n] = W.reshape(F, -1) @ cols[n] + b, reshaped to (F, Ho, Wo); equal to conv2d_naive_forward.
 
+    cols[n] (C kh kw, Ho Wo) holds every receptive field of image n as a column
+    (the transpose of im2col's rows for that image), so each image's convolution
+    is one matrix product, the linear layer of chapter 4 written for columns.
     Parameters: x (N, C, H, W); W (F, C, kh, kw); b (F,); stride >= 1 and pad >= 0, integers.
-    Returns: (y, cache), y (N, F, Ho, Wo); the cache keeps the (N Ho Wo, C kh kw) matrix im2col(x).
+    Returns: (y, cache), y (N, F, Ho, Wo); the cache keeps cols (N, C kh kw, Ho Wo).
     Derived in chapter 7.
     """
     x, W, b, stride, pad = _conv_args("conv2d_forward", x, W, b, stride, pad)
     N, F, Ho, Wo = _conv_out_shape("conv2d_forward", x, W, stride, pad)
-    cols = _im2col(x, W.shape[2], W.shape[3], stride, pad)  # (N Ho Wo, C kh kw)
-    Wm = W.reshape(F, -1)  # (F, C kh kw)
-    # The linear layer cols @ Wm.T + b, computed transposed, (F, N Ho Wo), so that
-    # moving F to axis 1 copies whole image rows.
-    y_t = Wm @ cols.T + b[:, None]
-    return np.ascontiguousarray(y_t.reshape(F, N, Ho, Wo).transpose(1, 0, 2, 3)), Conv2dCache(x, W, stride, pad, cols)
+    F, C, kh, kw = W.shape
+    cols = _im2col(x, kh, kw, stride, pad)  # (N, C kh kw, Ho Wo)
+    y = np.matmul(W.reshape(F, C * kh * kw), cols)  # (N, F, Ho Wo): one product per image
+    y = y.astype(np.result_type(y, b), copy=False)  # float64 if any argument is, as in the naive pair
+    y += b[:, None]
+    return y.reshape(N, F, Ho, Wo), Conv2dCache(x, W, stride, pad, cols)
 
 
 def conv2d_backward(dy, cache):
-    """dcols = dy_rows @ Wm, dWm = dy_rows.T @ cols, db = sum of dy_rows (the linear layer's backward); dx = col2im(dcols).
+    """dW = sum_n dy[n] cols[n]^T, db = sum of dy, dcols[n] = Wm^T dy[n] (the linear layer's backward); dx = col2im(dcols).
 
-    Here cols = im2col(x), Wm = W.reshape(F, -1) and dy_rows is dy laid out as (N Ho Wo, F).
+    Here Wm = W.reshape(F, -1), cols[n] (C kh kw, Ho Wo) are image n's windows as
+    columns, and dy[n] is laid out as (F, Ho Wo).
     Parameters: dy (N, F, Ho, Wo); cache from conv2d_forward.
     Returns: (dx, dW, db), of shapes (N, C, H, W), (F, C, kh, kw), (F,). Equal to conv2d_naive_backward.
     Derived in chapter 7.
@@ -238,13 +267,13 @@ def conv2d_backward(dy, cache):
     cache = check_cache("conv2d_backward", cache, Conv2dCache)
     x, W, stride, pad, cols = cache.x, cache.W, cache.stride, cache.pad, cache.cols
     dy = _upstream("conv2d_backward", "dy", dy, _conv_out_shape("conv2d_backward", x, W, stride, pad))
-    F = W.shape[0]
-    dy_rows = dy.transpose(1, 0, 2, 3).reshape(F, -1).T  # (N Ho Wo, F), rows as in cols
-    dW = (cols.T @ dy_rows).T.reshape(W.shape)  # the linear layer's x.T @ dy is dWm.T
-    # dcols = dy_rows @ Wm, computed transposed so that it lands in the memory order col2im reads fastest.
-    dcols = (W.reshape(F, -1).T @ dy_rows.T).T  # (N Ho Wo, C kh kw)
-    dx = _col2im(dcols, x.shape, W.shape[2], W.shape[3], stride, pad)
-    return dx, dW, dy_rows.sum(axis=0)
+    N, F, Ho, Wo = dy.shape
+    F, C, kh, kw = W.shape
+    dy_cols = dy.reshape(N, F, Ho * Wo)  # a view: image n's upstream gradient as (F, Ho Wo)
+    dW = np.matmul(dy_cols, cols.transpose(0, 2, 1)).sum(axis=0).reshape(W.shape)  # sum_n dy[n] cols[n]^T
+    dcols = np.matmul(W.reshape(F, C * kh * kw).T, dy_cols)  # (N, C kh kw, Ho Wo)
+    dx = _col2im(dcols, x.shape, kh, kw, stride, pad)
+    return dx, dW, dy_cols.sum(axis=(0, 2))
 
 
 def _pool_args(fn, x, size, stride):
@@ -269,18 +298,18 @@ def maxpool_forward(x, size=2, stride=2):
 
     Parameters: x (N, C, H, W); size, the window side, and stride, integers >= 1
     (stride < size makes windows overlap). No padding: Ho = (H - size) // stride + 1.
-    Returns: (y, cache), y (N, C, Ho, Wo); the cache keeps where each maximum is.
+    Returns: (y, cache), y (N, C, Ho, Wo); the cache keeps idx (N, C, Ho, Wo), the
+    window entry k = p size + q of each maximum (the first one in row-major order at a tie).
     Derived in chapter 7.
     """
     x, size, stride, _ = _pool_args("maxpool_forward", x, size, stride)
     entries = _window_entries(x, size, stride)
     y = entries[0].copy()  # (N, C, Ho, Wo)
-    for entry in entries[1:]:
-        np.maximum(y, entry, out=y)
-    # idx = the first k, in row-major order, whose entry is the maximum: the last write wins.
-    idx = np.zeros(y.shape, dtype=np.intp)
-    for k in reversed(range(len(entries))):
-        np.copyto(idx, k, where=entries[k] == y)
+    idx = np.zeros(y.shape, dtype=np.min_scalar_type(size * size - 1))
+    for k, entry in enumerate(entries[1:], start=1):
+        larger = entry > y  # strictly larger: at a tie the earlier entry keeps the maximum
+        np.copyto(y, entry, where=larger)
+        np.copyto(idx, k, where=larger)
     return y, MaxpoolCache(x, size, stride, idx)
 
 
@@ -295,20 +324,35 @@ def maxpool_backward(dout, cache):
     cache = check_cache("maxpool_backward", cache, MaxpoolCache)
     x, size, stride, idx = cache.x, cache.size, cache.stride, cache.idx
     dout = _upstream("maxpool_backward", "dout", dout, idx.shape)
-    # dwin[p, q] is dout where the argmax of the window is (p, q), else 0.
-    hit = idx == np.arange(size * size).reshape(-1, 1, 1, 1, 1)  # (size^2, N, C, Ho, Wo)
-    dwin = (hit * dout).reshape((size, size) + dout.shape)
-    return _add_windows(dwin, np.zeros(x.shape, dwin.dtype), stride)
+    Ho, Wo = idx.shape[2:]
+    dx = np.zeros(x.shape, dout.dtype)
+    for k, (p, q) in enumerate(np.ndindex(size, size)):
+        # entry (p, q) of every window receives dout where it was the argmax, else 0
+        dx[:, :, p:p + stride * Ho:stride, q:q + stride * Wo:stride] += dout * (idx == k)
+    return dx
+
+
+def _window_mean(x, size, stride):
+    """The mean of every size x size window, (N, C, Ho, Wo); finite for every finite x."""
+    entries = _window_entries(x, size, stride)
+    total = entries[0].copy()
+    with np.errstate(over="ignore"):
+        for entry in entries[1:]:
+            total += entry
+    if np.isfinite(total).all():
+        return total / (size * size)
+    # A partial sum overflowed, though the mean cannot: add the entries already divided.
+    return sum(entry / (size * size) for entry in entries)
 
 
 def avgpool_forward(x, size=2, stride=2):
     """y[n, c, i, j] = (1 / size^2) sum over 0 <= p, q < size of x[n, c, i stride + p, j stride + q].
 
     Parameters: x (N, C, H, W); size and stride, integers >= 1. No padding.
-    Returns: (y, cache), y (N, C, Ho, Wo). Derived in chapter 7.
+    Returns: (y, cache), y (N, C, Ho, Wo), finite for every finite x. Derived in chapter 7.
     """
     x, size, stride, _ = _pool_args("avgpool_forward", x, size, stride)
-    return sum(_window_entries(x, size, stride)) / (size * size), AvgpoolCache(x, size, stride)
+    return _window_mean(x, size, stride), AvgpoolCache(x, size, stride)
 
 
 def avgpool_backward(dout, cache):
@@ -323,3 +367,44 @@ def avgpool_backward(dout, cache):
     dout = _upstream("avgpool_backward", "dout", dout, x.shape[:2] + (Ho, Wo))
     dwin = np.broadcast_to(dout / (size * size), (size, size) + dout.shape)
     return _add_windows(dwin, np.zeros(x.shape, dwin.dtype), stride)
+
+
+def _per_channel(fn, name, v, C):
+    v = as_float_array(fn, name, v, ndim=1)
+    check_shape(fn, name, v, (C,))
+    return v[:, None, None]  # (C, 1, 1), to broadcast over (N, C, Ho, Wo)
+
+
+def subsample_forward(x, beta, b, size=2, stride=2):
+    """z[n, c, i, j] = beta[c] sum over 0 <= p, q < size of x[n, c, i stride + p, j stride + q] + b[c].
+
+    LeNet's subsampling: each map's window sum times a trainable coefficient, plus
+    a trainable bias; LeNet then applies a squashing activation, a module of its
+    own here. With beta = 1 / size^2 and b = 0 it is average pooling.
+    Parameters: x (N, C, H, W); beta (C,), b (C,); size and stride, integers >= 1. No padding.
+    Returns: (z, cache), z (N, C, Ho, Wo), finite whenever beta size^2 times the window
+    means is. Derived in chapter 7, after LeCun et al. (1998).
+    """
+    x, size, stride, _ = _pool_args("subsample_forward", x, size, stride)
+    beta = _per_channel("subsample_forward", "beta", beta, x.shape[1])
+    b = _per_channel("subsample_forward", "b", b, x.shape[1])
+    m = _window_mean(x, size, stride)  # (N, C, Ho, Wo); beta times the sum is (beta size^2) times the mean
+    z = (size * size) * beta * m + b
+    return z, SubsampleCache(m, beta[:, 0, 0], size, stride, x.shape)
+
+
+def subsample_backward(dz, cache):
+    """dx = beta dz copied to every entry of its window; dbeta[c] = sum_{n, i, j} dz S; db[c] = sum_{n, i, j} dz.
+
+    S is the window sum, size^2 times the window mean kept in the cache. Overlapping windows add up.
+    Parameters: dz (N, C, Ho, Wo); cache from subsample_forward.
+    Returns: (dx, dbeta, db), of shapes (N, C, H, W), (C,), (C,). Derived in chapter 7.
+    """
+    cache = check_cache("subsample_backward", cache, SubsampleCache)
+    m, beta, size, stride = cache.m, cache.beta, cache.size, cache.stride
+    dz = _upstream("subsample_backward", "dz", dz, m.shape)
+    dS = dz * beta[:, None, None]  # z = beta S + b, so dz/dS = beta
+    dwin = np.broadcast_to(dS, (size, size) + dS.shape)  # every entry of a window gets its dS: upsampling
+    dx = _add_windows(dwin, np.zeros(cache.x_shape, dS.dtype), stride)
+    dbeta = (size * size) * np.sum(dz * m, axis=(0, 2, 3))
+    return dx, dbeta, dz.sum(axis=(0, 2, 3))

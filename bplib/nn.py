@@ -268,11 +268,24 @@ class SoftmaxCrossEntropy(_Loss):
     _pair = (losses.softmax_cross_entropy_forward, losses.softmax_cross_entropy_backward)
 
 
-class Conv2d(_Parametrized):
-    """y = conv2d(x, W, b) (cross-correlation), x (N, C, H, W), W (F, C, kh, kw), b (F,).
+def _kernel_size(kernel_size):
+    """(kh, kw) from an integer k (a k x k kernel) or a pair (kh, kw)."""
+    if isinstance(kernel_size, (tuple, list)):
+        if len(kernel_size) != 2:
+            raise ValueError(f"Conv2d: argument 'kernel_size' must be an integer or a pair (kh, kw), got {kernel_size!r}")
+        return tuple(check_int("Conv2d", "kernel_size", k, minimum=1) for k in kernel_size)
+    k = check_int("Conv2d", "kernel_size", kernel_size, minimum=1)
+    return k, k
 
-    Weights and biases are drawn from uniform(-1/sqrt(C kh kw), 1/sqrt(C kh kw)),
-    PyTorch's default. Uses the fast im2col pair. Derived in chapter 7.
+
+class Conv2d(_Parametrized):
+    """y = conv2d(x, W, b) (cross-correlation): x (N, C, H, W) -> y (N, F, Ho, Wo), W (F, C, kh, kw), b (F,).
+
+    kernel_size is an integer k (a k x k kernel) or a pair (kh, kw); Ho = (H + 2 pad - kh) // stride + 1
+    and Wo = (W + 2 pad - kw) // stride + 1. Weights and biases are drawn from
+    uniform(-1/sqrt(C kh kw), 1/sqrt(C kh kw)), PyTorch's default. Parameters: C, F,
+    positive integers; kernel_size; rng, a numpy Generator; stride >= 1, pad >= 0.
+    Uses the fast im2col pair. Derived in chapter 7.
     """
 
     _names = ("W", "b")
@@ -281,12 +294,12 @@ class Conv2d(_Parametrized):
     def __init__(self, C, F, kernel_size, rng, *, stride=1, pad=0):
         super().__init__()
         C, F = check_int("Conv2d", "C", C, minimum=1), check_int("Conv2d", "F", F, minimum=1)
-        k = check_int("Conv2d", "kernel_size", kernel_size, minimum=1)
+        kh, kw = _kernel_size(kernel_size)
         rng = check_rng("Conv2d", "rng", rng)
         self.stride = check_int("Conv2d", "stride", stride, minimum=1)
         self.pad = check_int("Conv2d", "pad", pad, minimum=0)
-        bound = 1.0 / np.sqrt(C * k * k)
-        self.W = rng.uniform(-bound, bound, size=(F, C, k, k))
+        bound = 1.0 / np.sqrt(C * kh * kw)
+        self.W = rng.uniform(-bound, bound, size=(F, C, kh, kw))
         self.b = rng.uniform(-bound, bound, size=F)
         self._init_grads()
 
@@ -305,32 +318,45 @@ class _Pool(_Wrapped):
 
 
 class MaxPool2d(_Pool):
-    """y = the maximum of each size x size window (stride defaults to size). Derived in chapter 7."""
+    """y = the maximum of each size x size window: x (N, C, H, W) -> y (N, C, Ho, Wo).
+
+    Ho = (H - size) // stride + 1 and Wo = (W - size) // stride + 1; stride defaults
+    to size (windows side by side). backward sends each window's gradient to its
+    maximum. No parameters. Derived in chapter 7.
+    """
 
     _pair = (conv.maxpool_forward, conv.maxpool_backward)
 
 
 class AvgPool2d(_Pool):
-    """y = the mean of each size x size window (stride defaults to size). Derived in chapter 7."""
+    """y = the mean of each size x size window: x (N, C, H, W) -> y (N, C, Ho, Wo).
+
+    Ho = (H - size) // stride + 1 and Wo = (W - size) // stride + 1; stride defaults
+    to size. backward gives every entry of a window 1 / size^2 of its gradient. No
+    parameters. Derived in chapter 7.
+    """
 
     _pair = (conv.avgpool_forward, conv.avgpool_backward)
 
 
 class Flatten(Module):
-    """y = x reshaped to (N, everything else); backward reshapes back. Used in chapter 7."""
+    """y = x reshaped to (N, everything else): x (N, d1, d2, ...) -> y (N, d1 d2 ...), e.g. (N, C, H, W) -> (N, C H W).
+
+    backward reshapes dy (N, d1 d2 ...) back to x's shape. No parameters. Used in chapter 7.
+    """
 
     def forward(self, x):
         x = as_float_array("Flatten.forward", "x", x)
         if x.ndim < 1:
             raise ValueError(f"Flatten.forward: argument 'x' must have a batch axis, got shape {x.shape}")
         self._push(x.shape)
-        return x.reshape(x.shape[0], int(np.prod(x.shape[1:])))
+        return x.reshape(x.shape[0], int(np.prod(x.shape[1:]))).copy()  # a new array, not a view of x
 
     def backward(self, dout):
         shape = self._pop()
         dout = as_float_array("Flatten.backward", "dout", dout)
         check_shape("Flatten.backward", "dout", dout, (shape[0], int(np.prod(shape[1:]))))
-        return dout.reshape(shape)
+        return dout.reshape(shape).copy()  # a new array, not a view of the caller's dout
 
 
 class RNN(_Parametrized):
@@ -453,3 +479,32 @@ class LayerNorm(_Parametrized):
 
     def _options(self):
         return {"eps": self.eps}
+
+
+# ---------------------------------------------------------------- chapter 7, added: LeNet's subsampling
+
+
+class Subsample2d(_Parametrized):
+    """z = beta * (sum of each size x size window) + b, per map: x (N, C, H, W) -> z (N, C, Ho, Wo).
+
+    LeNet's trainable subsampling, one coefficient beta and one bias b per map,
+    both of shape (C,). beta starts at 1 / size^2 and b at 0, so that the layer
+    starts as average pooling; LeNet follows it with a squashing activation, a
+    module of its own (Tanh, Sigmoid). Ho = (H - size) // stride + 1; stride
+    defaults to size. Derived in chapter 7, after LeCun et al. (1998).
+    """
+
+    _names = ("beta", "b")
+    _pair = (conv.subsample_forward, conv.subsample_backward)
+
+    def __init__(self, C, size=2, stride=None):
+        super().__init__()
+        C = check_int("Subsample2d", "C", C, minimum=1)
+        self.size = check_int("Subsample2d", "size", size, minimum=1)
+        self.stride = self.size if stride is None else check_int("Subsample2d", "stride", stride, minimum=1)
+        self.beta = np.full(C, 1.0 / self.size**2)
+        self.b = np.zeros(C)
+        self._init_grads()
+
+    def _options(self):
+        return {"size": self.size, "stride": self.stride}

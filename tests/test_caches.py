@@ -82,6 +82,7 @@ CALLS = {
     "conv2d_backward": (conv.conv2d_forward, (IMG, KER, KB), conv.conv2d_backward),
     "maxpool_backward": (conv.maxpool_forward, (IMG,), conv.maxpool_backward),
     "avgpool_backward": (conv.avgpool_forward, (IMG,), conv.avgpool_backward),
+    "subsample_backward": (conv.subsample_forward, (IMG, np.ones(2), np.zeros(2)), conv.subsample_backward),
     "batchnorm_backward": (norm.batchnorm_forward, (X, *G4), norm.batchnorm_backward),
     "batchnorm_backward_steps": (norm.batchnorm_forward, (X, *G4), norm.batchnorm_backward_steps),
     "layernorm_backward": (norm.layernorm_forward, (X, *G4[:2]), norm.layernorm_backward),

@@ -13,6 +13,7 @@ CONV = {
     "fast": (conv.conv2d_forward, conv.conv2d_backward),
 }
 POOL = {"max": (conv.maxpool_forward, conv.maxpool_backward), "avg": (conv.avgpool_forward, conv.avgpool_backward)}
+SUB = (conv.subsample_forward, conv.subsample_backward)
 
 # H = 6, kh = 3, stride 2, pad 0: windows start at rows 0 and 2, so row 5 (and column 5) is never read.
 UNTILED = dict(N=1, C=2, F=2, H=6, W=6, kh=3, kw=3, stride=2, pad=0)
@@ -267,21 +268,23 @@ def _as_tuple(grads):
 
 
 def _pair_inputs(name, rng):
-    """Arguments and keyword arguments of one of the four pairs, at a small size."""
+    """Arguments and keyword arguments of one of the five pairs, at a small size."""
     if name in CONV:
         x, W, b, kwargs, _ = conv_problem(dict(N=2, C=2, F=3, H=5, W=4, kh=2, kw=3, stride=2, pad=1), rng.integers(1 << 30))
         return CONV[name], (x, W, b), kwargs
+    if name == "sub":
+        return SUB, (distinct_values((2, 2, 5, 6), rng), rng.standard_normal(2), rng.standard_normal(2)), dict(size=3, stride=1)
     return POOL[name], (distinct_values((2, 2, 5, 6), rng),), dict(size=3, stride=1)
 
 
-@pytest.mark.parametrize("name", ["naive", "fast", "max", "avg"])
+@pytest.mark.parametrize("name", ["naive", "fast", "max", "avg", "sub"])
 @given(seed=seeds())
 def test_backward_is_linear_in_dout_and_mutates_nothing(name, seed):
     rng = np.random.default_rng(seed)
     (forward, backward), args, kwargs = _pair_inputs(name, rng)
     args_before = [a.copy() for a in args]
     out, cache = forward(*args, **kwargs)
-    cache_before = [np.copy(c) for c in cache]
+    cache_before = [np.copy(c) for c in cache]  # a shape tuple becomes an array; the comparison still holds
     d1, d2 = rng.standard_normal(out.shape), rng.standard_normal(out.shape)
     d1_before = d1.copy()
     g1, g2, g12 = (_as_tuple(backward(d, cache)) for d in (d1, d2, 2 * d1 - 3 * d2))
@@ -292,7 +295,7 @@ def test_backward_is_linear_in_dout_and_mutates_nothing(name, seed):
         np.testing.assert_array_equal(a, a0)
 
 
-@pytest.mark.parametrize("name", ["naive", "fast", "max", "avg"])
+@pytest.mark.parametrize("name", ["naive", "fast", "max", "avg", "sub"])
 def test_float32_stays_float32(name):
     (forward, backward), args, kwargs = _pair_inputs(name, np.random.default_rng(3))
     out, cache = forward(*(a.astype(np.float32) for a in args), **kwargs)
@@ -301,7 +304,7 @@ def test_float32_stays_float32(name):
     assert all(g.dtype == np.float32 for g in _as_tuple(grads))
 
 
-@pytest.mark.parametrize("name", ["naive", "fast", "max", "avg"])
+@pytest.mark.parametrize("name", ["naive", "fast", "max", "avg", "sub"])
 def test_extreme_inputs_stay_finite(name):
     (forward, backward), args, kwargs = _pair_inputs(name, np.random.default_rng(4))
     big = tuple(1e100 * a for a in args)  # products of two reach 1e200, still below the float64 maximum
@@ -434,3 +437,141 @@ def test_pool_backward_rejects_bad_input(name):
         backward(np.ones(y.shape, complex), cache)
     with pytest.raises(TypeError, match="'cache' must be the"):
         backward(np.ones(y.shape), list(cache))
+
+
+# ---------------------------------------------------------------- LeNet's subsampling
+
+
+def test_subsample_hand_example():
+    x = image([[1, 2, 0, 4], [3, 4, 1, 1]])  # two 2 x 2 windows with sums 10 and 6
+    z, cache = conv.subsample_forward(x, np.array([0.5]), np.array([-1.0]))
+    np.testing.assert_array_equal(z, image([[0.5 * 10 - 1, 0.5 * 6 - 1]]))
+    # dz = [[2, -1]]: every entry of window 1 gets beta * 2 = 1, of window 2 beta * -1 = -0.5;
+    # dbeta = 2 * 10 + (-1) * 6 = 14; db = 2 - 1 = 1.
+    dx, dbeta, db = conv.subsample_backward(image([[2.0, -1.0]]), cache)
+    np.testing.assert_array_equal(dx, image([[1, 1, -0.5, -0.5], [1, 1, -0.5, -0.5]]))
+    np.testing.assert_array_equal(dbeta, [14.0])
+    np.testing.assert_array_equal(db, [1.0])
+
+
+@given(g=pool_geometries(), seed=seeds())
+def test_subsample_passes_gradient_check_and_matches_a_loop(g, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((g["N"], g["C"], g["H"], g["W"]))
+    beta, b = rng.standard_normal(g["C"]), rng.standard_normal(g["C"])
+    kwargs = dict(size=g["size"], stride=g["stride"])
+    errors = check_backward(*SUB, (x, beta, b), kwargs=kwargs, names=("x", "beta", "b"), rng=rng)
+    assert set(errors) == {"x", "beta", "b"}
+    sums = pool_reference(x, g["size"], g["stride"], np.sum)
+    np.testing.assert_allclose(conv.subsample_forward(x, beta, b, **kwargs)[0],
+                               beta[:, None, None] * sums + b[:, None, None], rtol=1e-12, atol=1e-12)
+
+
+@given(g=pool_geometries(), seed=seeds())
+def test_subsample_with_beta_one_over_size_squared_is_average_pooling(g, seed):
+    x = np.random.default_rng(seed).standard_normal((g["N"], g["C"], g["H"], g["W"]))
+    kwargs = dict(size=g["size"], stride=g["stride"])
+    beta, b = np.full(g["C"], 1.0 / g["size"] ** 2), np.zeros(g["C"])
+    z, cache = conv.subsample_forward(x, beta, b, **kwargs)
+    y, avg_cache = conv.avgpool_forward(x, **kwargs)
+    np.testing.assert_allclose(z, y, rtol=1e-12, atol=1e-15)
+    dz = np.random.default_rng(seed + 1).standard_normal(z.shape)
+    np.testing.assert_allclose(conv.subsample_backward(dz, cache)[0], conv.avgpool_backward(dz, avg_cache), rtol=1e-12, atol=1e-15)
+
+
+SUB_BAD = [
+    (dict(beta=np.ones(3)), ValueError, r"'beta' must have shape \(2,\), got \(3,\)"),
+    (dict(b=np.ones((2, 1))), ValueError, r"'b' must have 1 dimensions"),
+    (dict(beta=np.array([1.0, np.nan])), ValueError, r"'beta' contains NaN"),
+    (dict(b="b"), TypeError, r"'b' must be a numpy array"),
+    (dict(x=np.ones((2, 4, 4))), ValueError, r"'x' must have 4 dimensions"),
+    (dict(size=5), ValueError, r"5 x 5 window given by 'size' is larger than the padded input 'x', 4 x 4"),
+    (dict(stride=0), ValueError, r"'stride' must be at least 1"),
+]
+
+
+@pytest.mark.parametrize("bad, error, message", SUB_BAD)
+def test_subsample_forward_rejects_bad_input(bad, error, message):
+    args = dict(x=np.ones((1, 2, 4, 4)), beta=np.ones(2), b=np.zeros(2), size=2, stride=2) | bad
+    with pytest.raises(error, match="subsample_forward: .*" + message):
+        conv.subsample_forward(**args)
+
+
+def test_subsample_backward_rejects_bad_input():
+    z, cache = conv.subsample_forward(np.ones((1, 2, 4, 4)), np.ones(2), np.zeros(2))
+    with pytest.raises(ValueError, match=r"subsample_backward: argument 'dz' must have shape \(1, 2, 2, 2\), got \(1, 2, 2\)"):
+        conv.subsample_backward(np.ones((1, 2, 2)), cache)
+    with pytest.raises(TypeError, match="subsample_backward: argument 'cache' must be the SubsampleCache"):
+        conv.subsample_backward(np.ones(z.shape), conv.avgpool_forward(np.ones((1, 2, 4, 4)))[1])
+
+
+# ---------------------------------------------------------------- hostile sizes and values
+
+
+@pytest.mark.parametrize("zero", ["N", "C", "F"])
+def test_empty_batch_channels_or_filters_work_and_naive_equals_fast(zero):
+    g = dict(N=2, C=3, F=4, H=5, W=5, kh=3, kw=2, stride=2, pad=1) | {zero: 0}
+    x, W, b, kwargs, rng = conv_problem(g, 3)
+    y_n, c_n = conv.conv2d_naive_forward(x, W, b, **kwargs)
+    y_f, c_f = conv.conv2d_forward(x, W, b, **kwargs)
+    assert y_f.shape == y_n.shape == (g["N"], g["F"], 3, 3)
+    np.testing.assert_allclose(y_f, y_n, atol=1e-12)
+    if zero == "C":  # no channel to sum over: every output is the bias
+        np.testing.assert_array_equal(y_f, np.broadcast_to(b[:, None, None], y_f.shape))
+    dy = rng.standard_normal(y_n.shape)
+    for name, a, f in zip("x W b".split(), conv.conv2d_naive_backward(dy, c_n), conv.conv2d_backward(dy, c_f)):
+        assert f.shape == a.shape, name
+        np.testing.assert_allclose(f, a, atol=1e-12, err_msg=name)
+
+
+@pytest.mark.parametrize("zero", [0, 1])
+@pytest.mark.parametrize("name", ["max", "avg", "sub"])
+def test_pooling_of_an_empty_batch_or_no_channels(name, zero):
+    shape = (2, 3, 4, 4)[:zero] + (0,) + (2, 3, 4, 4)[zero + 1:]
+    x = np.ones(shape)
+    if name == "sub":
+        y, cache = conv.subsample_forward(x, np.ones(shape[1]), np.zeros(shape[1]))
+        grads = conv.subsample_backward(np.ones(y.shape), cache)
+        assert grads[1].shape == grads[2].shape == (shape[1],)
+        dx = grads[0]
+    else:
+        forward, backward = POOL[name]
+        y, cache = forward(x)
+        dx = backward(np.ones(y.shape), cache)
+    assert y.shape == shape[:2] + (2, 2) and dx.shape == shape
+
+
+def test_fast_conv_keeps_the_dtype_of_the_naive_pair_for_mixed_inputs():
+    x, W, b, kwargs, _ = conv_problem(dict(N=1, C=2, F=2, H=4, W=4, kh=3, kw=3, stride=1, pad=1), 0)
+    args = (x.astype(np.float32), W.astype(np.float32), b)  # b float64
+    assert conv.conv2d_forward(*args, **kwargs)[0].dtype == conv.conv2d_naive_forward(*args, **kwargs)[0].dtype == np.float64
+
+
+@pytest.mark.parametrize("dtype, big", [(np.float32, 3e38), (np.float64, 1.5e308)])
+def test_mean_of_values_near_the_float_maximum_is_finite_and_right(dtype, big):
+    x = np.full((1, 2, 4, 4), big, dtype)
+    x[0, 1] = -big
+    y, cache = conv.avgpool_forward(x)
+    assert y.dtype == dtype
+    np.testing.assert_array_equal(y[0, 0], np.full((2, 2), big, dtype))
+    np.testing.assert_array_equal(y[0, 1], np.full((2, 2), -big, dtype))
+    z, _ = conv.subsample_forward(x, np.full(2, 0.25, dtype), np.zeros(2, dtype))
+    np.testing.assert_allclose(z, y, rtol=1e-6)
+    assert np.all(np.isfinite(conv.avgpool_backward(np.ones(y.shape, dtype), cache)))
+
+
+def test_mean_of_tiny_values_keeps_its_digits():
+    tiny = np.float32(1e-45)  # the smallest positive float32, a subnormal number
+    y, _ = conv.avgpool_forward(np.full((1, 1, 2, 2), tiny))
+    assert y[0, 0, 0, 0] == tiny  # dividing each entry by 4 first would round it to 0
+
+
+def test_maxpool_keeps_its_argmax_index_small():
+    _, cache = conv.maxpool_forward(np.random.default_rng(0).standard_normal((1, 1, 6, 6)), size=3, stride=3)
+    assert cache.idx.dtype == np.uint8 and cache.idx.max() < 9
+
+
+@pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")  # np.matrix itself warns
+def test_col2im_accepts_a_matrix_as_a_plain_array():
+    cols = np.random.default_rng(1).standard_normal((4, 4))
+    np.testing.assert_array_equal(conv.col2im(np.asmatrix(cols), (1, 1, 3, 3), 2, 2), conv.col2im(cols, (1, 1, 3, 3), 2, 2))

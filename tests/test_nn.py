@@ -376,3 +376,84 @@ def test_flatten_and_last_step_validate_their_inputs():
         nn.LastStep().forward(np.zeros((2, 3)))
     with pytest.raises(ValueError, match=r"LastStep.forward: argument 'h' must have at least one time step, got shape \(2, 0, 3\)"):
         nn.LastStep().forward(np.zeros((2, 0, 3)))
+
+
+# --- chapter 7, added: rectangular kernels and LeNet's subsampling --------------------
+
+
+def test_conv2d_takes_a_rectangular_kernel():
+    rng = np.random.default_rng(3)
+    layer = nn.Conv2d(2, 3, (3, 1), rng, pad=1)
+    assert layer.W.shape == (3, 2, 3, 1) and layer.b.shape == (3,)
+    assert np.abs(layer.W).max() <= 1 / np.sqrt(2 * 3 * 1)
+    assert layer.forward(np.zeros((4, 2, 5, 6))).shape == (4, 3, 5, 8)  # Ho = 5 + 2 - 3 + 1, Wo = 6 + 2 - 1 + 1
+    layer.clear_cache()
+    _module_check(layer, rng.standard_normal((2, 2, 4, 5)), rng)
+
+
+@pytest.mark.parametrize("kernel_size, error, pattern", [
+    ((3,), ValueError, r"'kernel_size' must be an integer or a pair \(kh, kw\), got \(3,\)"),
+    ((3, 0), ValueError, "'kernel_size' must be at least 1"),
+    ((2.5, 2), TypeError, "'kernel_size' must be an integer"),
+    ("3", TypeError, "'kernel_size' must be an integer"),
+])
+def test_conv2d_refuses_a_bad_kernel_size(kernel_size, error, pattern):
+    with pytest.raises(error, match="Conv2d: argument " + pattern):
+        nn.Conv2d(1, 2, kernel_size, np.random.default_rng(0))
+
+
+def test_subsample2d_starts_as_average_pooling_and_passes_gradient_checks():
+    rng = np.random.default_rng(4)
+    layer = nn.Subsample2d(3)
+    np.testing.assert_array_equal(layer.beta, np.full(3, 0.25))
+    np.testing.assert_array_equal(layer.b, np.zeros(3))
+    x = rng.standard_normal((2, 3, 4, 6))
+    np.testing.assert_allclose(layer.forward(x), nn.AvgPool2d(2).forward(x), rtol=1e-12)
+    layer.clear_cache()
+    layer.beta += rng.standard_normal(3)
+    layer.b += rng.standard_normal(3)
+    _module_check(layer, x, rng)
+    overlapping = nn.Subsample2d(2, size=3, stride=2)
+    assert overlapping.stride == 2 and overlapping.forward(np.zeros((1, 2, 7, 7))).shape == (1, 2, 3, 3)
+
+
+def test_a_lenet_style_network_passes_an_end_to_end_gradient_check():
+    from bplib import train
+
+    rng = np.random.default_rng(6)
+    model = nn.Sequential(nn.Conv2d(1, 2, 3, rng), nn.Tanh(), nn.Subsample2d(2), nn.Tanh(),
+                          nn.Conv2d(2, 3, (2, 1), rng), nn.Tanh(), nn.Flatten(), nn.Linear(3 * 1 * 2, 4, rng))
+    model.params["2.beta"][...] = rng.standard_normal(2)
+    x, y = rng.standard_normal((3, 1, 6, 6)), np.array([0, 3, 1])
+    loss_fn = nn.SoftmaxCrossEntropy()
+    model.zero_grad()
+    loss_fn.forward(model.forward(x), y)
+    model.backward(loss_fn.backward())
+    numeric = train.numerical_param_grads(model, loss_fn, x, y, list(model.params))
+    assert {"2.beta", "2.b"} <= set(numeric)
+    for name, g in numeric.items():
+        np.testing.assert_allclose(model.grads[name], g, rtol=1e-6, atol=1e-9, err_msg=name)
+
+
+@pytest.mark.parametrize("make, error, pattern", [
+    (lambda: nn.Subsample2d(0), ValueError, "Subsample2d: argument 'C' must be at least 1"),
+    (lambda: nn.Subsample2d(2, size=0), ValueError, "Subsample2d: argument 'size' must be at least 1"),
+    (lambda: nn.Subsample2d(2, stride=1.0), TypeError, "Subsample2d: argument 'stride' must be an integer"),
+])
+def test_subsample2d_validates_its_arguments(make, error, pattern):
+    with pytest.raises(error, match=pattern):
+        make()
+
+
+def test_subsample2d_names_the_function_on_a_channel_mismatch():
+    with pytest.raises(ValueError, match=r"subsample_forward: argument 'beta' must have shape \(3,\), got \(2,\)"):
+        nn.Subsample2d(2).forward(np.zeros((1, 3, 4, 4)))
+
+
+def test_flatten_returns_new_arrays_not_views():
+    x, flat = np.ones((2, 3, 2, 2)), nn.Flatten()
+    y = flat.forward(x)
+    dout = np.ones(y.shape)
+    dx = flat.backward(dout)
+    assert not np.shares_memory(y, x) and not np.shares_memory(dx, dout)
+
