@@ -308,8 +308,10 @@ def maxpool_forward(x, size=2, stride=2):
     idx = np.zeros(y.shape, dtype=np.min_scalar_type(size * size - 1))
     for k, entry in enumerate(entries[1:], start=1):
         larger = entry > y  # strictly larger: at a tie the earlier entry keeps the maximum
-        np.copyto(y, entry, where=larger)
-        np.copyto(idx, k, where=larger)
+        np.maximum(y, entry, out=y)
+        # idx becomes k where larger (idx < k, so k - idx does not wrap around); plain
+        # arithmetic, several times faster than a masked copy
+        idx += (idx.dtype.type(k) - idx) * larger
     return y, MaxpoolCache(x, size, stride, idx)
 
 
@@ -328,7 +330,11 @@ def maxpool_backward(dout, cache):
     dx = np.zeros(x.shape, dout.dtype)
     for k, (p, q) in enumerate(np.ndindex(size, size)):
         # entry (p, q) of every window receives dout where it was the argmax, else 0
-        dx[:, :, p:p + stride * Ho:stride, q:q + stride * Wo:stride] += dout * (idx == k)
+        entry = dx[:, :, p:p + stride * Ho:stride, q:q + stride * Wo:stride]  # a view
+        if stride >= size:  # windows apart: each pixel in one window at most, so write
+            np.multiply(dout, idx == k, out=entry)
+        else:  # overlapping windows add up
+            entry += dout * (idx == k)
     return dx
 
 
