@@ -13,6 +13,7 @@ and uncrossed.
 
 import inspect
 import numbers
+import textwrap
 
 from bplib.scalar import Value
 
@@ -191,11 +192,12 @@ def show_source(obj):
 
     The block is Markdown, which both the HTML book (myst-nb) and JupyterLab
     render with syntax highlighting, so the library is shown from the library
-    itself, never pasted. Parameters: obj, a function, class or module.
+    itself, never pasted. A method's source is dedented, so that it starts at the
+    left margin. Parameters: obj, a function, method, class or module.
     Returns: an IPython Markdown display object. Used in every chapter.
     """
     if not (inspect.isfunction(obj) or inspect.isclass(obj) or inspect.ismodule(obj) or inspect.ismethod(obj)):
         raise TypeError(f"show_source: argument 'obj' must be a function, class or module, got {type(obj).__name__}")
     from IPython.display import Markdown  # imported here: only notebooks call this
 
-    return Markdown("```python\n" + inspect.getsource(obj).rstrip() + "\n```")
+    return Markdown("```python\n" + textwrap.dedent(inspect.getsource(obj)).rstrip() + "\n```")

@@ -163,6 +163,12 @@ def test_plot_is_a_leaf_and_imports_matplotlib_lazily():
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
 
 
+def test_show_source_of_a_method_starts_at_the_left_margin():
+    text = show_source(Value.__add__).data
+    assert text.startswith("```python\ndef __add__(self, other):")
+    assert inspect.getsource(Value.__add__).startswith("    def __add__")  # indented in the class
+
+
 def test_show_source_is_the_library_source_as_a_python_block():
     from bplib import activations
 
