@@ -68,10 +68,10 @@ class AvgpoolCache(NamedTuple):
 
 
 class SubsampleCache(NamedTuple):
-    """What subsample_backward needs: the window means m (N, C, Ho, Wo), beta (C,), the window and x's shape."""
+    """What subsample_backward needs: the window means m (N, C, Ho, Wo), alpha (C,), the window and x's shape."""
 
     m: np.ndarray
-    beta: np.ndarray
+    alpha: np.ndarray
     size: int
     stride: int
     x_shape: tuple
@@ -381,36 +381,36 @@ def _per_channel(fn, name, v, C):
     return v[:, None, None]  # (C, 1, 1), to broadcast over (N, C, Ho, Wo)
 
 
-def subsample_forward(x, beta, b, size=2, stride=2):
-    """z[n, c, i, j] = beta[c] sum over 0 <= p, q < size of x[n, c, i stride + p, j stride + q] + b[c].
+def subsample_forward(x, alpha, b, size=2, stride=2):
+    """z[n, c, i, j] = alpha[c] sum over 0 <= p, q < size of x[n, c, i stride + p, j stride + q] + b[c].
 
     LeNet's subsampling: each map's window sum times a trainable coefficient, plus
     a trainable bias; LeNet then applies a squashing activation, a module of its
-    own here. With beta = 1 / size^2 and b = 0 it is average pooling.
-    Parameters: x (N, C, H, W); beta (C,), b (C,); size and stride, integers >= 1. No padding.
-    Returns: (z, cache), z (N, C, Ho, Wo), finite whenever beta size^2 times the window
+    own here. With alpha = 1 / size^2 and b = 0 it is average pooling.
+    Parameters: x (N, C, H, W); alpha (C,), b (C,); size and stride, integers >= 1. No padding.
+    Returns: (z, cache), z (N, C, Ho, Wo), finite whenever alpha size^2 times the window
     means is. Derived in chapter 7, after LeCun et al. (1998).
     """
     x, size, stride, _ = _pool_args("subsample_forward", x, size, stride)
-    beta = _per_channel("subsample_forward", "beta", beta, x.shape[1])
+    alpha = _per_channel("subsample_forward", "alpha", alpha, x.shape[1])
     b = _per_channel("subsample_forward", "b", b, x.shape[1])
-    m = _window_mean(x, size, stride)  # (N, C, Ho, Wo); beta times the sum is (beta size^2) times the mean
-    z = (size * size) * beta * m + b
-    return z, SubsampleCache(m, beta[:, 0, 0], size, stride, x.shape)
+    m = _window_mean(x, size, stride)  # (N, C, Ho, Wo); alpha times the sum is (alpha size^2) times the mean
+    z = (size * size) * alpha * m + b
+    return z, SubsampleCache(m, alpha[:, 0, 0], size, stride, x.shape)
 
 
 def subsample_backward(dz, cache):
-    """dx = beta dz copied to every entry of its window; dbeta[c] = sum_{n, i, j} dz S; db[c] = sum_{n, i, j} dz.
+    """dx = alpha dz copied to every entry of its window; dalpha[c] = sum_{n, i, j} dz S; db[c] = sum_{n, i, j} dz.
 
     S is the window sum, size^2 times the window mean kept in the cache. Overlapping windows add up.
     Parameters: dz (N, C, Ho, Wo); cache from subsample_forward.
-    Returns: (dx, dbeta, db), of shapes (N, C, H, W), (C,), (C,). Derived in chapter 7.
+    Returns: (dx, dalpha, db), of shapes (N, C, H, W), (C,), (C,). Derived in chapter 7.
     """
     cache = check_cache("subsample_backward", cache, SubsampleCache)
-    m, beta, size, stride = cache.m, cache.beta, cache.size, cache.stride
+    m, alpha, size, stride = cache.m, cache.alpha, cache.size, cache.stride
     dz = _upstream("subsample_backward", "dz", dz, m.shape)
-    dS = dz * beta[:, None, None]  # z = beta S + b, so dz/dS = beta
+    dS = dz * alpha[:, None, None]  # z = alpha S + b, so dz/dS = alpha
     dwin = np.broadcast_to(dS, (size, size) + dS.shape)  # every entry of a window gets its dS: upsampling
     dx = _add_windows(dwin, np.zeros(cache.x_shape, dS.dtype), stride)
-    dbeta = (size * size) * np.sum(dz * m, axis=(0, 2, 3))
-    return dx, dbeta, dz.sum(axis=(0, 2, 3))
+    dalpha = (size * size) * np.sum(dz * m, axis=(0, 2, 3))
+    return dx, dalpha, dz.sum(axis=(0, 2, 3))

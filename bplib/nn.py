@@ -485,16 +485,16 @@ class LayerNorm(_Parametrized):
 
 
 class Subsample2d(_Parametrized):
-    """z = beta * (sum of each size x size window) + b, per map: x (N, C, H, W) -> z (N, C, Ho, Wo).
+    """z = alpha * (sum of each size x size window) + b, per map: x (N, C, H, W) -> z (N, C, Ho, Wo).
 
-    LeNet's trainable subsampling, one coefficient beta and one bias b per map,
-    both of shape (C,). beta starts at 1 / size^2 and b at 0, so that the layer
+    LeNet's trainable subsampling, one coefficient alpha and one bias b per map,
+    both of shape (C,). alpha starts at 1 / size^2 and b at 0, so that the layer
     starts as average pooling; LeNet follows it with a squashing activation, a
     module of its own (Tanh, Sigmoid). Ho = (H - size) // stride + 1; stride
     defaults to size. Derived in chapter 7, after LeCun et al. (1998).
     """
 
-    _names = ("beta", "b")
+    _names = ("alpha", "b")
     _pair = (conv.subsample_forward, conv.subsample_backward)
 
     def __init__(self, C, size=2, stride=None):
@@ -502,7 +502,7 @@ class Subsample2d(_Parametrized):
         C = check_int("Subsample2d", "C", C, minimum=1)
         self.size = check_int("Subsample2d", "size", size, minimum=1)
         self.stride = self.size if stride is None else check_int("Subsample2d", "stride", stride, minimum=1)
-        self.beta = np.full(C, 1.0 / self.size**2)
+        self.alpha = np.full(C, 1.0 / self.size**2)
         self.b = np.zeros(C)
         self._init_grads()
 

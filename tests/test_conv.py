@@ -446,11 +446,11 @@ def test_subsample_hand_example():
     x = image([[1, 2, 0, 4], [3, 4, 1, 1]])  # two 2 x 2 windows with sums 10 and 6
     z, cache = conv.subsample_forward(x, np.array([0.5]), np.array([-1.0]))
     np.testing.assert_array_equal(z, image([[0.5 * 10 - 1, 0.5 * 6 - 1]]))
-    # dz = [[2, -1]]: every entry of window 1 gets beta * 2 = 1, of window 2 beta * -1 = -0.5;
-    # dbeta = 2 * 10 + (-1) * 6 = 14; db = 2 - 1 = 1.
-    dx, dbeta, db = conv.subsample_backward(image([[2.0, -1.0]]), cache)
+    # dz = [[2, -1]]: every entry of window 1 gets alpha * 2 = 1, of window 2 alpha * -1 = -0.5;
+    # dalpha = 2 * 10 + (-1) * 6 = 14; db = 2 - 1 = 1.
+    dx, dalpha, db = conv.subsample_backward(image([[2.0, -1.0]]), cache)
     np.testing.assert_array_equal(dx, image([[1, 1, -0.5, -0.5], [1, 1, -0.5, -0.5]]))
-    np.testing.assert_array_equal(dbeta, [14.0])
+    np.testing.assert_array_equal(dalpha, [14.0])
     np.testing.assert_array_equal(db, [1.0])
 
 
@@ -458,21 +458,21 @@ def test_subsample_hand_example():
 def test_subsample_passes_gradient_check_and_matches_a_loop(g, seed):
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((g["N"], g["C"], g["H"], g["W"]))
-    beta, b = rng.standard_normal(g["C"]), rng.standard_normal(g["C"])
+    alpha, b = rng.standard_normal(g["C"]), rng.standard_normal(g["C"])
     kwargs = dict(size=g["size"], stride=g["stride"])
-    errors = check_backward(*SUB, (x, beta, b), kwargs=kwargs, names=("x", "beta", "b"), rng=rng)
-    assert set(errors) == {"x", "beta", "b"}
+    errors = check_backward(*SUB, (x, alpha, b), kwargs=kwargs, names=("x", "alpha", "b"), rng=rng)
+    assert set(errors) == {"x", "alpha", "b"}
     sums = pool_reference(x, g["size"], g["stride"], np.sum)
-    np.testing.assert_allclose(conv.subsample_forward(x, beta, b, **kwargs)[0],
-                               beta[:, None, None] * sums + b[:, None, None], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(conv.subsample_forward(x, alpha, b, **kwargs)[0],
+                               alpha[:, None, None] * sums + b[:, None, None], rtol=1e-12, atol=1e-12)
 
 
 @given(g=pool_geometries(), seed=seeds())
-def test_subsample_with_beta_one_over_size_squared_is_average_pooling(g, seed):
+def test_subsample_with_alpha_one_over_size_squared_is_average_pooling(g, seed):
     x = np.random.default_rng(seed).standard_normal((g["N"], g["C"], g["H"], g["W"]))
     kwargs = dict(size=g["size"], stride=g["stride"])
-    beta, b = np.full(g["C"], 1.0 / g["size"] ** 2), np.zeros(g["C"])
-    z, cache = conv.subsample_forward(x, beta, b, **kwargs)
+    alpha, b = np.full(g["C"], 1.0 / g["size"] ** 2), np.zeros(g["C"])
+    z, cache = conv.subsample_forward(x, alpha, b, **kwargs)
     y, avg_cache = conv.avgpool_forward(x, **kwargs)
     np.testing.assert_allclose(z, y, rtol=1e-12, atol=1e-15)
     dz = np.random.default_rng(seed + 1).standard_normal(z.shape)
@@ -480,9 +480,9 @@ def test_subsample_with_beta_one_over_size_squared_is_average_pooling(g, seed):
 
 
 SUB_BAD = [
-    (dict(beta=np.ones(3)), ValueError, r"'beta' must have shape \(2,\), got \(3,\)"),
+    (dict(alpha=np.ones(3)), ValueError, r"'alpha' must have shape \(2,\), got \(3,\)"),
     (dict(b=np.ones((2, 1))), ValueError, r"'b' must have 1 dimensions"),
-    (dict(beta=np.array([1.0, np.nan])), ValueError, r"'beta' contains NaN"),
+    (dict(alpha=np.array([1.0, np.nan])), ValueError, r"'alpha' contains NaN"),
     (dict(b="b"), TypeError, r"'b' must be a numpy array"),
     (dict(x=np.ones((2, 4, 4))), ValueError, r"'x' must have 4 dimensions"),
     (dict(size=5), ValueError, r"5 x 5 window given by 'size' is larger than the padded input 'x', 4 x 4"),
@@ -492,7 +492,7 @@ SUB_BAD = [
 
 @pytest.mark.parametrize("bad, error, message", SUB_BAD)
 def test_subsample_forward_rejects_bad_input(bad, error, message):
-    args = dict(x=np.ones((1, 2, 4, 4)), beta=np.ones(2), b=np.zeros(2), size=2, stride=2) | bad
+    args = dict(x=np.ones((1, 2, 4, 4)), alpha=np.ones(2), b=np.zeros(2), size=2, stride=2) | bad
     with pytest.raises(error, match="subsample_forward: .*" + message):
         conv.subsample_forward(**args)
 

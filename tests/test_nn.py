@@ -405,12 +405,12 @@ def test_conv2d_refuses_a_bad_kernel_size(kernel_size, error, pattern):
 def test_subsample2d_starts_as_average_pooling_and_passes_gradient_checks():
     rng = np.random.default_rng(4)
     layer = nn.Subsample2d(3)
-    np.testing.assert_array_equal(layer.beta, np.full(3, 0.25))
+    np.testing.assert_array_equal(layer.alpha, np.full(3, 0.25))
     np.testing.assert_array_equal(layer.b, np.zeros(3))
     x = rng.standard_normal((2, 3, 4, 6))
     np.testing.assert_allclose(layer.forward(x), nn.AvgPool2d(2).forward(x), rtol=1e-12)
     layer.clear_cache()
-    layer.beta += rng.standard_normal(3)
+    layer.alpha += rng.standard_normal(3)
     layer.b += rng.standard_normal(3)
     _module_check(layer, x, rng)
     overlapping = nn.Subsample2d(2, size=3, stride=2)
@@ -423,14 +423,14 @@ def test_a_lenet_style_network_passes_an_end_to_end_gradient_check():
     rng = np.random.default_rng(6)
     model = nn.Sequential(nn.Conv2d(1, 2, 3, rng), nn.Tanh(), nn.Subsample2d(2), nn.Tanh(),
                           nn.Conv2d(2, 3, (2, 1), rng), nn.Tanh(), nn.Flatten(), nn.Linear(3 * 1 * 2, 4, rng))
-    model.params["2.beta"][...] = rng.standard_normal(2)
+    model.params["2.alpha"][...] = rng.standard_normal(2)
     x, y = rng.standard_normal((3, 1, 6, 6)), np.array([0, 3, 1])
     loss_fn = nn.SoftmaxCrossEntropy()
     model.zero_grad()
     loss_fn.forward(model.forward(x), y)
     model.backward(loss_fn.backward())
     numeric = train.numerical_param_grads(model, loss_fn, x, y, list(model.params))
-    assert {"2.beta", "2.b"} <= set(numeric)
+    assert {"2.alpha", "2.b"} <= set(numeric)
     for name, g in numeric.items():
         np.testing.assert_allclose(model.grads[name], g, rtol=1e-6, atol=1e-9, err_msg=name)
 
@@ -446,7 +446,7 @@ def test_subsample2d_validates_its_arguments(make, error, pattern):
 
 
 def test_subsample2d_names_the_function_on_a_channel_mismatch():
-    with pytest.raises(ValueError, match=r"subsample_forward: argument 'beta' must have shape \(3,\), got \(2,\)"):
+    with pytest.raises(ValueError, match=r"subsample_forward: argument 'alpha' must have shape \(3,\), got \(2,\)"):
         nn.Subsample2d(2).forward(np.zeros((1, 3, 4, 4)))
 
 
