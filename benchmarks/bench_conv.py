@@ -1,4 +1,4 @@
-"""Benchmark cases for chapter 7: naive and fast Conv2d, and 2 x 2 pooling.
+"""Benchmark cases for chapter 7: naive and fast Conv2d, 2 x 2 pooling and LeNet's subsampling.
 
 The naive pair makes one Python step per output entry (about half a million
 here), so each of its calls takes seconds; run.py's best-of-7 then costs about
@@ -37,4 +37,7 @@ def cases(rng):
     x = rng.standard_normal((32, 16, 32, 32))  # the output of the first conv
     out.append(_pair("maxpool 2x2", "32x16x32x32", conv.maxpool_forward, conv.maxpool_backward, x, size=2, stride=2))
     out.append(_pair("avgpool 2x2", "32x16x32x32", conv.avgpool_forward, conv.avgpool_backward, x, size=2, stride=2))
+    alpha, b = rng.standard_normal(16), rng.standard_normal(16)
+    out.append(_pair("subsample 2x2", "32x16x32x32", conv.subsample_forward, conv.subsample_backward, x, alpha, b,
+                     size=2, stride=2))
     return out
