@@ -337,7 +337,8 @@ class Tape:
         if not isinstance(node, Node):
             raise TypeError(f"{fn}: argument '{name}' must be a Node of this tape, got {type(node).__name__}")
         if node.tape is not self:
-            raise ValueError(f"{fn}: argument '{name}' is a Node of another tape")
+            which = "a tape that no longer exists" if node.tape is None else "another tape"
+            raise ValueError(f"{fn}: argument '{name}' is a Node of {which}")
         return node
 
     def apply(self, op, *args, **constants):
