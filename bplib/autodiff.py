@@ -18,9 +18,9 @@ rest, trading time for memory.
 Shapes use the glossary of bplib: x (N, D), W (D, M), b (M,), logits z (N, K).
 """
 
+import itertools
 import math
 import numbers
-import weakref
 from collections import namedtuple
 from typing import NamedTuple
 
@@ -279,27 +279,26 @@ def _spec(op):
     return OPS[op] if op in OPS else _SECOND[op]
 
 
+_TAPE_IDS = itertools.count()  # every Tape gets a number of its own
+
+
 class Node:
-    """A value on a tape: ``value`` (a float or an array), its ``index`` on the tape, and ``name`` for inputs."""
+    """A value on a tape: ``value`` (a float or an array), its ``index`` on the tape, ``op`` (None for an
+    input) and ``name`` (for an input). It knows its tape by ``tape_id``, a number, not by a reference: a
+    tape holds its nodes, and a reference back would make a cycle that only the garbage collector frees,
+    so a dropped tape would linger with all its caches."""
 
-    __slots__ = ("_tape", "index", "value", "name")
+    __slots__ = ("tape_id", "index", "value", "op", "name")
 
-    def __init__(self, tape, index, value, name=None):
-        # A weak reference: a tape holds its nodes, and a strong one back would make a cycle that
-        # only the garbage collector frees, so every dropped tape would linger with its caches.
-        self._tape, self.index, self.value, self.name = weakref.ref(tape), index, value, name
-
-    @property
-    def tape(self):
-        return self._tape()
+    def __init__(self, tape_id, index, value, op=None, name=None):
+        self.tape_id, self.index, self.value, self.op, self.name = tape_id, index, value, op, name
 
     @property
     def shape(self):
         return np.shape(self.value)
 
     def __repr__(self):
-        op = self.tape._records[self.index][0] if self.tape is not None else "?"
-        return f"Node({self.name or op}, shape={self.shape})"
+        return f"Node({self.name or self.op}, shape={self.shape})"
 
 
 class Tape:
@@ -311,9 +310,10 @@ class Tape:
     def __init__(self):
         self.nodes, self._records, self._inputs = [], [], {}
         self.passes = {"backward": 0, "jvp": 0}
+        self._id = next(_TAPE_IDS)
 
     def _record(self, op, parents, cache, value, name=None):
-        node = Node(self, len(self.nodes), value, name)
+        node = Node(self._id, len(self.nodes), value, op, name)
         self.nodes.append(node)
         self._records.append((op, tuple(parents), cache))
         return node
@@ -336,9 +336,8 @@ class Tape:
     def _check_node(self, fn, name, node):
         if not isinstance(node, Node):
             raise TypeError(f"{fn}: argument '{name}' must be a Node of this tape, got {type(node).__name__}")
-        if node.tape is not self:
-            which = "a tape that no longer exists" if node.tape is None else "another tape"
-            raise ValueError(f"{fn}: argument '{name}' is a Node of {which}")
+        if node.tape_id != self._id:
+            raise ValueError(f"{fn}: argument '{name}' is a Node of another tape")
         return node
 
     def apply(self, op, *args, **constants):
