@@ -31,10 +31,8 @@ from bplib._validate import as_float_array, check_cache, check_int, check_real, 
 
 
 def _array(fn, name, x):
-    """as_float_array, refusing np.matrix, whose * is a matrix product."""
-    if isinstance(x, np.matrix):
-        raise TypeError(f"{fn}: argument '{name}' is an np.matrix, whose * multiplies matrices; pass np.asarray({name})")
-    return as_float_array(fn, name, x)
+    """as_float_array, reading an np.matrix (whose * is a matrix product) as a plain array."""
+    return as_float_array(fn, name, np.asarray(x) if isinstance(x, np.matrix) else x)
 
 
 def _real(fn, name, v):

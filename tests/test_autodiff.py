@@ -608,17 +608,18 @@ def test_dropout_accepts_numpy_bools():
 
 
 @pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")
-@pytest.mark.parametrize("call", [
-    lambda m: dropout_forward(m, 0.5, np.random.default_rng(0)),
-    lambda m: l2_penalty_forward(m, 1.0),
-    lambda m: add_forward(m, np.ones((2, 3))),
-    lambda m: Tape().input(m),
-    lambda m: (lambda tape_x_h: tape_x_h[0].jvp(tape_x_h[2], {"x": m}))(_small_tape()),
-])
-def test_np_matrix_is_refused(call):
-    # np.matrix turns * into a matrix product: a silent wrong value, so it is refused by name
-    with pytest.raises(TypeError, match="np.matrix"):
-        call(np.matrix(np.ones((2, 3))))
+def test_np_matrix_is_read_as_a_plain_array():
+    # np.matrix turns * into a matrix product, a silent wrong value: every entry point reads it as an ndarray
+    a = np.arange(1.0, 7.0).reshape(2, 3)
+    m = np.matrix(a)
+    out, cache = dropout_forward(m, 0.5, np.random.default_rng(0))
+    assert type(out) is np.ndarray and np.array_equal(out, dropout_forward(a, 0.5, np.random.default_rng(0))[0])
+    assert type(dropout_backward(np.matrix(np.ones((2, 3))), cache)) is np.ndarray
+    assert l2_penalty_forward(m, 1.0)[0] == l2_penalty_forward(a, 1.0)[0] == 0.5 * float(np.sum(a * a))
+    assert type(add_forward(m, a)[0]) is np.ndarray
+    tape, x, h = _small_tape()
+    assert type(Tape().input(m).value) is np.ndarray
+    assert np.array_equal(tape.jvp(h, {"x": np.matrix(np.ones((2, 3)))}), tape.jvp(h, {"x": np.ones((2, 3))}))
 
 
 def test_overflow_in_a_sweep_is_an_error_not_an_inf():
