@@ -577,8 +577,8 @@ def conjugate_gradient(matvec, b, *, x0=None, max_iter=None, tol=1e-10):
     fn = "conjugate_gradient"
     if not callable(matvec):
         raise TypeError(f"{fn}: argument 'matvec' must be a function v -> A v, got {type(matvec).__name__}")
-    b = as_float_array(fn, "b", b, ndim=1)
-    x = np.zeros_like(b) if x0 is None else as_float_array(fn, "x0", x0).copy()
+    b = as_float_array(fn, "b", _array(fn, "b", b), ndim=1)
+    x = np.zeros_like(b) if x0 is None else _array(fn, "x0", x0).copy()
     check_same_shape(fn, "x0", x, "b", b)
     max_iter = b.size if max_iter is None else check_int(fn, "max_iter", max_iter, minimum=0)
     tol = check_real(fn, "tol", tol, low=0.0)
@@ -598,7 +598,7 @@ def conjugate_gradient(matvec, b, *, x0=None, max_iter=None, tol=1e-10):
 
 
 def _apply(fn, matvec, v):
-    out = as_float_array(fn, "matvec(v)", matvec(v))
+    out = _array(fn, "matvec(v)", matvec(v))
     check_same_shape(fn, "matvec(v)", out, "b", v)
     return out
 
