@@ -356,8 +356,11 @@ class Tape:
         for name, value in constants.items():
             if isinstance(value, Node):
                 raise TypeError(f"Tape.apply('{op}'): keyword argument '{name}' is a constant and must not be a Node")
-        with _quiet():
-            value, cache = spec.forward(*(n.value for n in args), **constants)
+        try:
+            with _quiet():
+                value, cache = spec.forward(*(n.value for n in args), **constants)
+        except (TypeError, ValueError) as exc:  # the op's own message, under the name the user called
+            raise type(exc)(f"Tape.apply('{op}'): {exc}") from exc
         _check_finite(f"Tape.apply('{op}')", "the output", value)
         return self._record(op, (n.index for n in args), cache, value)
 

@@ -459,7 +459,7 @@ def test_apply_rejects_unknown_ops_and_wrong_nodes():
 
 def test_apply_passes_the_ops_shape_errors_through():
     tape, x, _ = _small_tape()
-    with pytest.raises(ValueError, match="linear_forward: argument 'x' has shape .* but 'W'"):
+    with pytest.raises(ValueError, match=r"Tape.apply\('linear'\): linear_forward: argument 'x' has shape .* but 'W'"):
         tape.apply("linear", x, tape.input(np.ones((4, 2))), tape.input(np.ones(2)))
     with pytest.raises(ValueError, match="softmax_cross_entropy_forward: argument 'y'"):
         tape.apply("softmax_cross_entropy", x, y=np.zeros(3, dtype=int))
