@@ -78,27 +78,32 @@ def _check_no_sharing(fn, items):
 
 def _all_finite(a):
     with np.errstate(over="ignore", invalid="ignore"):  # a sum of huge finite entries may overflow
-        return bool(np.isfinite(np.sum(a))) or bool(np.all(np.isfinite(a)))  # cheap reduction first
+        return math.isfinite(a.sum()) or bool(np.isfinite(a).all())  # the cheap reduction first
 
 
-def _check_result(fn, key, dtype, w, state):
-    """Refuse a new parameter or state that is not finite in float64, or does not fit the parameter's dtype."""
-    for name, arr in [("the updated parameter", w)] + [(f"its state '{k}'", v) for k, v in state.items() if isinstance(v, np.ndarray)]:
+def _check_result(fn, key, dtype, w, state, watch):
+    """Refuse a new parameter, or a watched state array, that is not finite in float64 or does not fit the parameter's dtype."""
+    for name, arr in [("the updated parameter", w)] + [(f"its state '{k}'", state[k]) for k in watch]:
         if not _all_finite(arr):
             raise ValueError(f"{fn}: {name} for params['{key}'] overflows float64 (the gradient or a hyper-parameter is "
                              f"too large); nothing was updated")
-    biggest = float(np.max(np.abs(w), initial=0.0)) if dtype != np.float64 else 0.0
-    if biggest > float(np.finfo(dtype).max):
-        raise ValueError(f"{fn}: the updated params['{key}'] does not fit in {np.dtype(dtype)} (largest |value| {biggest:.3g}); "
-                         f"nothing was updated")
+    if dtype != np.float64:
+        biggest = float(np.abs(w).max(initial=0.0))
+        if biggest > float(np.finfo(dtype).max):
+            raise ValueError(f"{fn}: the updated params['{key}'] does not fit in {np.dtype(dtype)} (largest |value| {biggest:.3g}); "
+                             f"nothing was updated")
 
 
 class Optimizer:
     """Base class: validation, weight decay, all-or-nothing steps and per-name state (chapter 5).
 
     Subclasses define ``_update(state, g) -> (delta, new_state)``, a pure function:
-    the new parameter is w - delta, computed in float64.
+    the new parameter is w - delta, computed in float64. ``_watch`` names the state
+    arrays that can overflow while delta stays finite (Adam's r = E[g^2]); any other
+    overflow makes delta, and so the new parameter, infinite, which is refused.
     """
+
+    _watch = ()
 
     def __init__(self, lr, weight_decay=0.0, decay_mask=None):
         self.lr = lr
@@ -128,7 +133,7 @@ class Optimizer:
                     g = g + self.weight_decay * p  # d/dw (lambda/2 ||w||^2) = lambda w
                 delta, new_state = self._update(self._state_for(fn, key, p), g)
                 w = p - delta  # float64, since delta is
-            _check_result(fn, key, p.dtype, w, new_state)
+            _check_result(fn, key, p.dtype, w, new_state, self._watch)
             updates.append((key, p, w, new_state))
         for key, p, w, new_state in updates:  # every check has passed: now write
             p[...] = w
@@ -193,6 +198,8 @@ class Adam(Optimizer):
     overflow float64 and is refused. ``step(params, grads)`` updates params in
     place, all or nothing. Derived in chapter 5, after Kingma and Ba (2015).
     """
+
+    _watch = ("r",)  # g^2 overflows near |g| = 1e154, and then m_hat / sqrt(r_hat) would be 0
 
     def __init__(self, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, decay_mask=None):
         super().__init__(lr, weight_decay, decay_mask)

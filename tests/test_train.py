@@ -248,7 +248,8 @@ def test_an_empty_data_set_is_refused_naming_the_function(call, fn):
 @pytest.mark.parametrize("loss_fn", ["x", 3, losses.softmax_cross_entropy])
 def test_evaluate_refuses_a_loss_that_is_not_a_module(loss_fn):
     x, y = _separable(n=10)
-    with pytest.raises(TypeError, match=r"evaluate: argument 'loss_fn' must be a loss module \(such as nn.SoftmaxCrossEntropy\(\)\) or None"):
+    match = r"evaluate: argument 'loss_fn' must be a loss module \(such as nn.SoftmaxCrossEntropy\(\)\) or None"
+    with pytest.raises(TypeError, match=match):
         train.evaluate(_model(np.random.default_rng(0)), loss_fn, x, y)
 
 
