@@ -37,10 +37,12 @@ from bplib._validate import FLOAT_DTYPES, as_float_array, check_int, check_real
 
 
 def weights_only(name, p):
-    """Weight decay for arrays of two or more dimensions (weight matrices, kernels); none for biases.
+    """Decay arrays of two or more dimensions (weights); spare the biases.
 
-    A ``decay_mask`` for SGD and Adam. Parameters: name, the parameter's key;
-    p, its array. Returns: True when p.ndim >= 2. Used in chapter 5.
+    A ``decay_mask`` for SGD and Adam: weight matrices and convolution
+    kernels decay, vectors (biases, batch norm's gamma and beta) do not.
+    Parameters: name, the parameter's key; p, its array.
+    Returns: True when p.ndim >= 2. Used in chapter 5.
     """
     return p.ndim >= 2
 
@@ -164,25 +166,28 @@ class Optimizer:
 
 
 class SGD(Optimizer):
-    """Stochastic gradient descent, with optional momentum: v <- mu v + g, w <- w - lr v.
+    """SGD with optional momentum: v <- mu v + g, w <- w - lr v.
 
-    With momentum mu = 0 this is w <- w - lr g. The velocity v starts at zero,
-    one array per parameter name (``state[name]["v"]``). Parameters: lr > 0, the
-    learning rate; momentum in [0, 1); weight_decay >= 0, the L2 coefficient
-    lambda (adds lambda w to g); decay_mask, None (every parameter decays) or a
-    function (name, array) -> bool such as ``weights_only``.
+    With momentum mu = 0 this is w <- w - lr g. The velocity v starts at
+    zero, one array per parameter (``state[name]["v"]``).
+    Parameters: lr > 0, the learning rate; momentum in [0, 1);
+    weight_decay >= 0, the L2 coefficient lambda (adds lambda w to g);
+    decay_mask, None (every parameter decays) or a function
+    (name, array) -> bool such as ``weights_only``.
     ``step(params, grads)`` updates params in place, all or nothing.
     Derived in chapter 5; momentum after Polyak (1964).
     """
 
     def __init__(self, lr, momentum=0.0, weight_decay=0.0, decay_mask=None):
         super().__init__(lr, weight_decay, decay_mask)
-        self.momentum = check_real("SGD", "momentum", momentum, low=0, high=1, high_open=True)
+        self.momentum = check_real("SGD", "momentum", momentum,
+                                   low=0, high=1, high_open=True)
 
     def _update(self, s, g):
         if not self.momentum:
             return self.lr * g, {}
-        v = self.momentum * s.get("v", 0.0) + g  # v_t = mu v_{t-1} + g_t: an exponentially weighted sum of gradients
+        # v_t = mu v_{t-1} + g_t: an exponentially weighted sum of gradients
+        v = self.momentum * s.get("v", 0.0) + g
         return self.lr * v, {"v": v}
 
 
@@ -257,21 +262,24 @@ class StepLR(_Scheduler):
 
 
 class CosineLR(_Scheduler):
-    """lr_e = min_lr + (lr_0 - min_lr) (1 + cos(pi e / E)) / 2 for epochs e = 0, ..., E - 1.
+    """lr_e = min_lr + (lr_0 - min_lr) (1 + cos(pi e / E)) / 2, e < E.
 
-    The rate falls from lr_0 towards min_lr along half a cosine over E = ``epochs``
-    epochs (the last epoch uses a rate just above min_lr), and stays at the last
-    value if training goes on. Parameters: optimizer, an SGD or Adam; epochs >= 1;
-    min_lr in [0, lr_0). ``step()`` after each epoch. The annealing of SGDR
-    (Loshchilov and Hutter, 2017) without restarts. Used in chapter 5.
+    Over E = ``epochs`` epochs (e = 0, ..., E - 1) the rate falls from lr_0
+    towards min_lr along half a cosine; the last epoch uses a rate just
+    above min_lr, and later epochs keep it. Parameters: optimizer, an SGD
+    or Adam; epochs >= 1; min_lr in [0, lr_0). ``step()`` after each
+    epoch. The annealing of SGDR (Loshchilov and Hutter, 2017) without
+    restarts. Used in chapter 5.
     """
 
     def __init__(self, optimizer, epochs, min_lr=0.0):
         super().__init__(optimizer)
         self.epochs = check_int("CosineLR", "epochs", epochs, minimum=1)
-        self.min_lr = check_real("CosineLR", "min_lr", min_lr, low=0, high=self.base_lr, high_open=True)
+        self.min_lr = check_real("CosineLR", "min_lr", min_lr, low=0,
+                                 high=self.base_lr, high_open=True)
 
     def lr_at(self, epoch):
-        """The rate for epoch ``epoch`` (from 0); epochs past the end keep the last rate."""
+        """The rate of epoch ``epoch`` (from 0); later ones keep the last."""
         e = min(self._epoch(epoch), self.epochs - 1)
-        return self.min_lr + (self.base_lr - self.min_lr) * 0.5 * (1.0 + math.cos(math.pi * e / self.epochs))
+        cosine = 0.5 * (1.0 + math.cos(math.pi * e / self.epochs))
+        return self.min_lr + (self.base_lr - self.min_lr) * cosine

@@ -168,12 +168,12 @@ def accuracy(model, x, y, *, batch_size=1024):
 
 
 def train_step(model, loss_fn, optimizer, x, y):
-    """One step of gradient descent on one minibatch: zero the gradients, forward, backward, update.
+    """One minibatch step: zero the gradients, forward, backward, update.
 
-    Parameters: model, an nn.Module; loss_fn, a loss module; optimizer, e.g. optim.SGD;
-    x (N, ...), y (N,) one minibatch with N >= 1.
-    Returns: (loss, z), the minibatch loss (a float) and the model's output z (N, K).
-    Used in chapter 5.
+    Parameters: model, an nn.Module; loss_fn, a loss module; optimizer,
+    e.g. optim.SGD; x (N, ...), y (N,) one minibatch with N >= 1.
+    Returns: (loss, z), the minibatch loss (a float) and the model's
+    output z (N, K). Used in chapter 5.
     """
     _check_parts("train_step", model, loss_fn, optimizer)
     x, y = _check_data("train_step", "x", x, "y", y)
