@@ -187,12 +187,16 @@ def _im2col(x, kh, kw, stride, pad):
 
 
 def _col2im(dcols, x_shape, kh, kw, stride, pad):
-    """The adjoint of _im2col: add each column of dcols (N, C kh kw, Ho Wo) back onto its window; (N, C, H, W)."""
+    """The adjoint of im2col: add each column of dcols (C kh kw, N Ho Wo) back onto its window; (N, C, H, W).
+
+    Columns are in (n, i, j) order, rows in (c, p, q) order: the transpose of im2col's rows.
+    """
     N, C, H, Wd = x_shape
     Ho, Wo = _out_size("col2im", x_shape, kh, kw, stride, pad, "kh, kw")
-    dwin = dcols.reshape(N, C, kh, kw, Ho, Wo).transpose(2, 3, 0, 1, 4, 5)  # (kh, kw, N, C, Ho, Wo)
-    dxp = _add_windows(dwin, np.zeros((N, C, H + 2 * pad, Wd + 2 * pad), dcols.dtype), stride)
-    return np.ascontiguousarray(dxp[:, :, pad:pad + H, pad:pad + Wd]) if pad else dxp
+    dwin = dcols.reshape(C, kh, kw, N, Ho, Wo).transpose(1, 2, 0, 3, 4, 5)  # (kh, kw, C, N, Ho, Wo)
+    # Accumulate channels first, (C, N, Hp, Wp), in dwin's memory order; then move N to the front.
+    dxp = _add_windows(dwin, np.zeros((C, N, H + 2 * pad, Wd + 2 * pad), dcols.dtype), stride)
+    return np.ascontiguousarray(dxp[:, :, pad:pad + H, pad:pad + Wd].transpose(1, 0, 2, 3))
 
 
 def _geometry(fn, name, x_shape, kh, kw, stride, pad):
@@ -231,8 +235,7 @@ def col2im(cols, x_shape, kh, kw, stride=1, pad=0):
     kh, kw, stride, pad, Ho, Wo = _geometry("col2im", "kh, kw", x_shape, kh, kw, stride, pad)
     N, C = x_shape[:2]
     check_shape("col2im", "cols", cols, (N * Ho * Wo, C * kh * kw))
-    dcols = cols.reshape(N, Ho * Wo, C * kh * kw).transpose(0, 2, 1)  # (N, C kh kw, Ho Wo)
-    return _col2im(dcols, x_shape, kh, kw, stride, pad)
+    return _col2im(cols.T, x_shape, kh, kw, stride, pad)
 
 
 def conv2d_forward(x, W, b, stride=1, pad=0):
@@ -259,7 +262,8 @@ def conv2d_backward(dy, cache):
     """dW = sum_n dy[n] cols[n]^T, db = sum of dy, dcols[n] = Wm^T dy[n] (the linear layer's backward); dx = col2im(dcols).
 
     Here Wm = W.reshape(F, -1), cols[n] (C kh kw, Ho Wo) are image n's windows as
-    columns, and dy[n] is laid out as (F, Ho Wo).
+    columns, and dy[n] is laid out as (F, Ho Wo). dcols is computed for all images
+    in one product, which runs faster than N small ones.
     Parameters: dy (N, F, Ho, Wo); cache from conv2d_forward.
     Returns: (dx, dW, db), of shapes (N, C, H, W), (F, C, kh, kw), (F,). Equal to conv2d_naive_backward.
     Derived in chapter 7.
@@ -271,7 +275,8 @@ def conv2d_backward(dy, cache):
     F, C, kh, kw = W.shape
     dy_cols = dy.reshape(N, F, Ho * Wo)  # a view: image n's upstream gradient as (F, Ho Wo)
     dW = np.matmul(dy_cols, cols.transpose(0, 2, 1)).sum(axis=0).reshape(W.shape)  # sum_n dy[n] cols[n]^T
-    dcols = np.matmul(W.reshape(F, C * kh * kw).T, dy_cols)  # (N, C kh kw, Ho Wo)
+    dy_all = np.ascontiguousarray(dy_cols.transpose(1, 0, 2)).reshape(F, N * Ho * Wo)  # images side by side
+    dcols = W.reshape(F, C * kh * kw).T @ dy_all  # (C kh kw, N Ho Wo): every image's dcols[n] at once
     dx = _col2im(dcols, x.shape, kh, kw, stride, pad)
     return dx, dW, dy_cols.sum(axis=(0, 2))
 
