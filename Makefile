@@ -69,6 +69,11 @@ bench: $(STAMP)
 lab: $(STAMP)
 	$(BIN)/jupyter lab chapters
 
+# Starter copies of the practice notebooks, solutions removed, in practice/ (git-ignored).
+.PHONY: practice
+practice: $(STAMP)
+	$(BIN)/python tools/make_practice.py $(if $(FORCE),--force)
+
 freeze: $(STAMP)
 	$(BIN)/python -m pip freeze --exclude-editable > constraints.txt
 

@@ -60,7 +60,7 @@ TOLERANCES = {
     np.dtype(np.float32): {"bplib": Tolerance(1e-3, 1e-4, 1e-9), "numeric": Tolerance(1e-3, 1e-4, 1e-8),
                            "match": Tolerance(1e-2, 1e-3, 1e-8)},
 }
-WIDTH = 88  # characters in a line of the printed report
+WIDTH = 78  # characters in a line of the printed report (the HTML output column shows about 80)
 
 
 class Case(NamedTuple):
@@ -85,7 +85,7 @@ class Exercise(NamedTuple):
     """What a checker needs: how to make the cases, how to call the reader's function, which mistakes to name."""
 
     name: str
-    signature: str  # for the report, e.g. "sigmoid_backward(dout, cache) -> dx"
+    signature: str  # what the reader writes, e.g. "sigmoid_backward(dout, cache) -> dx"
     params: tuple  # the names of fn's parameters, for reports of arguments changed in place
     make_cases: Callable  # (rng, dtype) -> list of Case
     mistakes: tuple = ()
@@ -398,8 +398,7 @@ def _report(ex, status, worst, failures, cases, dtype):
     if status == "not done":
         return (f"{ex.name}: not done yet (it still raises NotImplementedError). "
                 "Write its body in the cell above, run that cell, then run this one again.")
-    head = f"{ex.signature}: {'passed' if status == 'passed' else 'WRONG'} ({len(cases)} cases, {dtype.name})"
-    lines = [head]
+    lines = [f"{ex.name}: {'passed' if status == 'passed' else 'WRONG'} ({len(cases)} cases, {dtype.name})"]
     numeric = any(c.numeric for c in cases)
     also = "; agrees with central differences" if numeric else ""
     said = set()  # a likely mistake is spelled out once, then referred to
