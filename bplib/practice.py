@@ -429,7 +429,7 @@ def _validate(caller, fn, dtype, seed):
     if not callable(fn):
         raise TypeError(f"{caller}: argument 'fn' must be a function, got {type(fn).__name__}")
     try:
-        dt = np.dtype(dtype)
+        dt = None if dtype is None else np.dtype(dtype)  # np.dtype(None) would be float64
     except TypeError:
         dt = None
     if dt not in TOLERANCES:
@@ -1877,11 +1877,14 @@ def check_batchnorm_backward(fn, *, dtype=np.float64, seed=0):
 
 
 class ScaleCache(NamedTuple):
-    """What scale_backward needs: x (N, D) and g (D,)."""
+    """What scale_backward needs: x (N, D) and g (D,).
+
+    Unlike the caches of the op modules it has no ``made_by``: no backward of bplib
+    reads it (the reader writes that backward), so there is no mix-up to refuse.
+    """
 
     x: np.ndarray
     g: np.ndarray
-    made_by = "scale_forward"
 
 
 def scale_forward(x, g):
@@ -1903,30 +1906,30 @@ def _scale_jvp(c, tx, tg):
 class _Program(NamedTuple):
     label: str
     inputs: dict  # name -> array
-    build: Callable  # (tape, nodes by name, scale(u, g_node) -> node) -> the loss node
+    target: np.ndarray  # the loss's target t, a constant
+    build: Callable  # (tape, nodes by name, t[, scale(u, g_node) -> node]) -> the loss node
 
 
 def _scale_programs(rng):
     def arrays(**shapes):
         return {k: rng.standard_normal(s) for k, s in shapes.items()}
 
-    def p1(tp, n, scale):
-        return tp.apply("half_squared_error", scale(n["x"], n["g"]), t=t1)
+    def p1(tp, n, t, scale):
+        return tp.apply("half_squared_error", scale(n["x"], n["g"]), t=t)
 
-    def p2(tp, n, scale):
-        return tp.apply("half_squared_error", tp.apply("tanh", scale(tp.apply("linear", n["x"], n["W"], n["b"]), n["g"])), t=t2)
+    def p2(tp, n, t, scale):
+        return tp.apply("half_squared_error", tp.apply("tanh", scale(tp.apply("linear", n["x"], n["W"], n["b"]), n["g"])), t=t)
 
-    def p3(tp, n, scale):  # g used twice: the tape sums its two gradients
-        return tp.apply("half_squared_error", scale(tp.apply("tanh", scale(n["x"], n["g"])), n["g"]), t=t3)
+    def p3(tp, n, t, scale):  # g used twice: the tape sums its two gradients
+        return tp.apply("half_squared_error", scale(tp.apply("tanh", scale(n["x"], n["g"])), n["g"]), t=t)
 
-    def p4(tp, n, scale):
-        return tp.apply("half_squared_error", tp.apply("tanh", scale(tp.apply("linear", n["x"], n["W"], n["b"]), n["g"])), t=t4)
-
-    t1, t2, t3, t4 = (rng.standard_normal(s) for s in ((3, 5), (4, 3), (5, 4), (1, 3)))
-    return (_Program("scale(x, g), x (3, 5)", arrays(x=(3, 5), g=(5,)), p1),
-            _Program("tanh(scale(linear(x, W, b), g)), x (4, 6), W (6, 3)", arrays(x=(4, 6), W=(6, 3), b=(3,), g=(3,)), p2),
-            _Program("scale(tanh(scale(x, g)), g), g used twice, x (5, 4)", arrays(x=(5, 4), g=(4,)), p3),
-            _Program("tanh(scale(linear(x, W, b), g)), x (1, 2), W (2, 3)", arrays(x=(1, 2), W=(2, 3), b=(3,), g=(3,)), p4))
+    return (_Program("scale(x, g), x (3, 5)", arrays(x=(3, 5), g=(5,)), rng.standard_normal((3, 5)), p1),
+            _Program("tanh(scale(linear(x, W, b), g)), x (4, 6), W (6, 3)", arrays(x=(4, 6), W=(6, 3), b=(3,), g=(3,)),
+                     rng.standard_normal((4, 3)), p2),
+            _Program("scale(tanh(scale(x, g)), g), g used twice, x (5, 4)", arrays(x=(5, 4), g=(4,)),
+                     rng.standard_normal((5, 4)), p3),
+            _Program("tanh(scale(linear(x, W, b), g)), x (1, 2), W (2, 3)", arrays(x=(1, 2), W=(2, 3), b=(3,), g=(3,)),
+                     rng.standard_normal((1, 3)), p2))
 
 
 def _library_scale(tp, nodes):
@@ -1935,24 +1938,24 @@ def _library_scale(tp, nodes):
     return lambda u, G: tp.apply("linear", u, G, zero)
 
 
-def _program_value(program, arrays, name, value):
+def _program_value(program, arrays, target, name, value):
     """The program's loss with arrays[name] replaced by value, through the library's ops."""
     tp = Tape()
     nodes = {k: tp.input(np.diag(v) if k == "g" else v, k) for k, v in {**arrays, name: value}.items()}
-    return program.build(tp, nodes, _library_scale(tp, nodes)).value
+    return program.build(tp, nodes, target, _library_scale(tp, nodes)).value
 
 
 def _scale_cases(rng, dtype):
     cases = []
     for program in _scale_programs(rng):
-        a64 = {k: _f64(_in_dtype(v, dtype)) for k, v in program.inputs.items()}
+        a64, t64 = {k: _f64(_in_dtype(v, dtype)) for k, v in program.inputs.items()}, _f64(_in_dtype(program.target, dtype))
         tp = Tape()
         nodes = {k: tp.input(np.diag(v) if k == "g" else v, k) for k, v in a64.items()}
-        grads = tp.backward(program.build(tp, nodes, _library_scale(tp, nodes)))
+        grads = tp.backward(program.build(tp, nodes, t64, _library_scale(tp, nodes)))
         expected = {f"d{k}": np.diag(grads["g"]) if k == "g" else grads[k] for k in a64}
-        numeric = {f"d{k}": numerical_gradient(functools.partial(_program_value, program, a64, k), a64[k]) for k in a64}
-        cases.append(Case(program.label, (program, {k: _in_dtype(v, dtype) for k, v in a64.items()}), expected, numeric,
-                          program.inputs["x"].shape[0]))
+        numeric = {f"d{k}": numerical_gradient(functools.partial(_program_value, program, a64, t64, k), a64[k]) for k in a64}
+        args = (program, {k: _in_dtype(v, dtype) for k, v in a64.items()}, _in_dtype(t64, dtype))
+        cases.append(Case(program.label, args, expected, numeric, program.inputs["x"].shape[0]))
     return cases
 
 
@@ -1987,13 +1990,13 @@ def _guarded(ex, fn, count, changed):
 
 
 def _scale_run(ex, fn, case):
-    program, arrays = case.args
+    program, arrays, target = case.args
     changed = []
     op = autodiff.Op(scale_forward, _guarded(ex, fn, 2, changed), ("x", "g"), _scale_jvp)
     with _Registered("scale", op):
         tp = Tape()
         nodes = {k: tp.input(v.copy(), k) for k, v in arrays.items()}
-        grads = tp.backward(program.build(tp, nodes, lambda u, g: tp.apply("scale", u, g)))
+        grads = tp.backward(program.build(tp, nodes, target, lambda u, g: tp.apply("scale", u, g)))
     return {f"d{k}": _array(f"d{k}", grads[k]) for k in arrays}, sorted(set(changed))
 
 
@@ -2008,68 +2011,68 @@ _register(Exercise(
 
 
 def _mlp_programs(rng):
-    def sig_net(tp, n):
+    def sig_net(tp, n, t):
         h = tp.apply("sigmoid", tp.apply("linear", n["x"], n["W1"], n["b1"]))
-        return tp.apply("half_squared_error", tp.apply("linear", h, n["W2"], n["b2"]), t=t1)
+        return tp.apply("half_squared_error", tp.apply("linear", h, n["W2"], n["b2"]), t=t)
 
-    def two_sig(tp, n):
+    def two_sig(tp, n, t):
         h = tp.apply("sigmoid", tp.apply("linear", n["x"], n["W1"], n["b1"]))
-        return tp.apply("half_squared_error", tp.apply("sigmoid", tp.apply("linear", h, n["W2"], n["b2"])), t=t2)
+        return tp.apply("half_squared_error", tp.apply("sigmoid", tp.apply("linear", h, n["W2"], n["b2"])), t=t)
 
-    def logits(tp, n):
+    def logits(tp, n, t):
         h = tp.apply("sigmoid", tp.apply("linear", n["x"], n["W1"], n["b1"]))
-        return tp.apply("bce_with_logits", tp.apply("linear", h, n["W2"], n["b2"]), t=t3)
+        return tp.apply("bce_with_logits", tp.apply("linear", h, n["W2"], n["b2"]), t=t)
 
-    def tied(tp, n):  # one W and one b used by both layers
+    def tied(tp, n, t):  # one W and one b used by both layers
         h = tp.apply("sigmoid", tp.apply("linear", n["x"], n["W"], n["b"]))
-        return tp.apply("half_squared_error", tp.apply("sigmoid", tp.apply("linear", h, n["W"], n["b"])), t=t4)
+        return tp.apply("half_squared_error", tp.apply("sigmoid", tp.apply("linear", h, n["W"], n["b"])), t=t)
 
     def arrays(**shapes):
         return {k: rng.standard_normal(s) for k, s in shapes.items()}
 
-    t1, t2, t3, t4 = rng.standard_normal((4, 2)), rng.random((3, 3)), rng.random((5, 1)), rng.random((2, 4))
     return (_Program("sigmoid hidden layer, x (4, 3), W1 (3, 5), W2 (5, 2)",
-                     arrays(x=(4, 3), W1=(3, 5), b1=(5,), W2=(5, 2), b2=(2,)), sig_net),
+                     arrays(x=(4, 3), W1=(3, 5), b1=(5,), W2=(5, 2), b2=(2,)), rng.standard_normal((4, 2)), sig_net),
             _Program("two sigmoid layers, x (3, 2), W1 (2, 4), W2 (4, 3)",
-                     arrays(x=(3, 2), W1=(2, 4), b1=(4,), W2=(4, 3), b2=(3,)), two_sig),
+                     arrays(x=(3, 2), W1=(2, 4), b1=(4,), W2=(4, 3), b2=(3,)), rng.random((3, 3)), two_sig),
             _Program("sigmoid, then bce_with_logits, x (5, 4), W1 (4, 3)",
-                     arrays(x=(5, 4), W1=(4, 3), b1=(3,), W2=(3, 1), b2=(1,)), logits),
-            _Program("W and b shared by two sigmoid layers, x (2, 4)", arrays(x=(2, 4), W=(4, 4), b=(4,)), tied))
+                     arrays(x=(5, 4), W1=(4, 3), b1=(3,), W2=(3, 1), b2=(1,)), rng.random((5, 1)), logits),
+            _Program("W and b shared by two sigmoid layers, x (2, 4)", arrays(x=(2, 4), W=(4, 4), b=(4,)),
+                     rng.random((2, 4)), tied))
 
 
-def _hvp_tape(program, arrays):
+def _hvp_tape(program, arrays, target):
     tp = Tape()
     nodes = {k: tp.input(v, k) for k, v in arrays.items()}
-    return tp, program.build(tp, nodes)
+    return tp, program.build(tp, nodes, target)
 
 
-def _grad_along(program, arrays, v, e):
+def _grad_along(program, arrays, target, v, e):
     """The gradient at arrays + e v, by the tape."""
-    tp, loss = _hvp_tape(program, {k: a + e * v[k] for k, a in arrays.items()})
+    tp, loss = _hvp_tape(program, {k: a + e * v[k] for k, a in arrays.items()}, target)
     return tp.backward(loss)
 
 
 def _hvp_cases(rng, dtype):
     cases, h = [], 1e-5
     for program in _mlp_programs(rng):
-        a64 = {k: _f64(_in_dtype(v, dtype)) for k, v in program.inputs.items()}
+        a64, t64 = {k: _f64(_in_dtype(v, dtype)) for k, v in program.inputs.items()}, _f64(_in_dtype(program.target, dtype))
         v = {k: _f64(_in_dtype(rng.standard_normal(a.shape), dtype)) for k, a in a64.items()}
-        tp, loss = _hvp_tape(program, a64)
+        tp, loss = _hvp_tape(program, a64, t64)
         expected = {f"Hv[{k}]": g for k, g in tp.hvp(loss, v).items()}
-
-        plus, minus = _grad_along(program, a64, v, h), _grad_along(program, a64, v, -h)
+        plus, minus = _grad_along(program, a64, t64, v, h), _grad_along(program, a64, t64, v, -h)
         numeric = {f"Hv[{k}]": (plus[k] - minus[k]) / (2 * h) for k in a64}
-        args = (program, {k: _in_dtype(a, dtype) for k, a in a64.items()}, {k: _in_dtype(t, dtype) for k, t in v.items()})
+        args = (program, {k: _in_dtype(a, dtype) for k, a in a64.items()}, _in_dtype(t64, dtype),
+                {k: _in_dtype(t, dtype) for k, t in v.items()})
         cases.append(Case(program.label, args, expected, numeric))
     return cases
 
 
 def _hvp_run(ex, fn, case):
-    program, arrays, v = case.args
+    program, arrays, target, v = case.args
     changed = []
     op = autodiff.OPS["sigmoid"]._replace(curvature=_guarded(ex, fn, 1, changed))
     with _Registered("sigmoid", op):
-        tp, loss = _hvp_tape(program, {k: a.copy() for k, a in arrays.items()})
+        tp, loss = _hvp_tape(program, {k: a.copy() for k, a in arrays.items()}, target)
         hv = tp.hvp(loss, {k: t.copy() for k, t in v.items()})
     return {f"Hv[{k}]": _array(f"Hv[{k}]", g) for k, g in hv.items()}, sorted(set(changed))
 
