@@ -12,7 +12,9 @@
 """
 
 import asyncio
+import contextlib
 import importlib.util
+import io
 import json
 import pathlib
 
@@ -50,7 +52,8 @@ def _solutions():
         namespace = {}
         for cell in json.loads(path.read_text())["cells"]:
             if cell["cell_type"] == "code" and "practice.check_" not in _source(cell):
-                exec(compile(_source(cell), str(path), "exec"), namespace)  # noqa: S102 - our own notebooks
+                with contextlib.redirect_stdout(io.StringIO()):  # a cell may print
+                    exec(compile(_source(cell), str(path), "exec"), namespace)  # noqa: S102 - our own notebooks
         found |= {name: namespace[name] for name in NAMES if name in namespace}
     return found
 
