@@ -396,8 +396,8 @@ def _finish(ex, status, worst, failures, cases, dtype):
 def _report(ex, status, worst, failures, cases, dtype):
     """The printed report: a verdict line, then one line (or a few) per gradient."""
     if status == "not done":
-        return (f"{ex.name}: not done yet (it still raises NotImplementedError). "
-                "Write its body in the cell above, run that cell, then run this one again.")
+        return textwrap.fill(f"{ex.name}: not done yet (it still raises NotImplementedError). Write {ex.signature} "
+                             "in the cell above, run that cell, then run this one again.", WIDTH, subsequent_indent="  ")
     lines = [f"{ex.name}: {'passed' if status == 'passed' else 'WRONG'} ({len(cases)} cases, {dtype.name})"]
     numeric = any(c.numeric for c in cases)
     also = "; agrees with central differences" if numeric else ""
