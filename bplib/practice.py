@@ -1900,7 +1900,9 @@ def scale_forward(x, g):
 
 
 def _scale_jvp(c, tx, tg):
-    return tx * c.g + c.x * tg  # the product rule
+    """The product rule, d(x g) = dx g + x dg; a missing tangent (None) is zero."""
+    terms = [t for t in (None if tx is None else tx * c.g, None if tg is None else c.x * tg) if t is not None]
+    return sum(terms[1:], terms[0]) if terms else None
 
 
 class _Program(NamedTuple):
