@@ -1369,7 +1369,7 @@ _register(Exercise(
     "adam_step", "adam_step(w, dw, m, r, t, lr, beta1, beta2, eps) -> (w_new, m_new, r_new)",
     ("w", "dw", "m", "r", "t", "lr", "beta1", "beta2", "eps"),
     _OptimizerCases(_ADAM_SETTINGS, lambda h: optim.Adam(h["lr"], h["beta1"], h["beta2"], h["eps"]),
-                    {"m": "m", "v": "r"}, lambda t, h: (t, h["lr"], h["beta1"], h["beta2"], h["eps"])),
+                    {"m": "m", "r": "r"}, lambda t, h: (t, h["lr"], h["beta1"], h["beta2"], h["eps"])),
     (Mistake("no bias correction: divide m by 1 - beta1^t and r by 1 - beta2^t before the step",
              lambda *a: _adam_variant(*a, correct=False)),
      Mistake("the bias correction counts from t = 0: t is the number of this step, 1 for the first",
