@@ -406,7 +406,8 @@ def reading_time(paths=None):
 
 # The sentence of intro.md that states the two times, in hours.
 INTRO_TIMES = re.compile(
-    r"main line[^.]*?about \**(?P<main>\d+(?:\.\d+)?) hours\**[^.]*?every side road[^.]*?about \**(?P<all>\d+(?:\.\d+)?) hours",
+    r"main\s+line[^.]*?about\s+\**(?P<main>\d+(?:\.\d+)?)\s+hours\**[^.]*?every\s+side\s+road[^.]*?"
+    r"about\s+\**(?P<all>\d+(?:\.\d+)?)\s+hours",
     re.DOTALL,
 )
 TIME_TOLERANCE = 0.15  # the intro rounds to half hours; chapters move a little between re-measurements
@@ -465,6 +466,9 @@ def test_no_literalinclude(path):
 def test_side_roads_are_marked(path):
     cells = markdown_cells(load(path)) if path.suffix == ".ipynb" else [(0, path.read_text(encoding="utf-8"))]
     problems = side_road_problems(cells)
+    if path == ROOT / "intro.md":  # the introduction shows the box once, as an example, outside any side road
+        orphan = "does not open a 'Side road:' section"
+        problems = [p for p in problems if not p.endswith(orphan)] + [p for p in problems if p.endswith(orphan)][1:]
     assert not problems, f"{rel(path)}:\n" + "\n".join(problems)
 
 
@@ -615,7 +619,7 @@ def test_rule_reading_parts():
 
 
 def test_rule_intro_sentence():
-    m = INTRO_TIMES.search("Along the main line the chapters take about **6.5 hours**; with every side road, about 11 hours.")
+    m = INTRO_TIMES.search("Along the main line the chapters take about **6.5 hours**; with every side road, about\n**11 hours**.")
     assert m and (m.group("main"), m.group("all")) == ("6.5", "11")
 
 
