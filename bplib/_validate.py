@@ -89,10 +89,6 @@ def check_cache(fn, cache, cache_type):
     type, whose class attribute ``made_by`` names that forward, so a backward
     handed the wrong cache can say which two functions were mixed up.
     """
-    if isinstance(cache_type, int):  # TRANSITION: plain-tuple caches until every module is converted
-        if not isinstance(cache, tuple) or len(cache) != cache_type:
-            raise TypeError(f"{fn}: argument 'cache' must be the {cache_type}-tuple returned by the matching forward function")
-        return cache
     if isinstance(cache, cache_type):
         return cache
     made_by = getattr(type(cache), "made_by", None)

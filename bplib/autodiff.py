@@ -14,11 +14,34 @@ Shapes use the glossary of bplib: x (N, D), W (D, M), b (M,), logits z (N, K).
 
 import math
 from collections import namedtuple
+from typing import NamedTuple
 
 import numpy as np
 
 from bplib import activations, linear, losses
 from bplib._validate import as_float_array, check_cache, check_real, check_rng, check_same_shape, check_shape
+
+
+class DropoutCache(NamedTuple):
+    """What dropout_backward needs: the scaled mask m / (1 - p), the shape of x (all ones when not training)."""
+
+    scale: np.ndarray
+    made_by = "dropout_forward"
+
+
+class L2PenaltyCache(NamedTuple):
+    """What l2_penalty_backward needs: W and the coefficient lam."""
+
+    W: np.ndarray
+    lam: float
+    made_by = "l2_penalty_forward"
+
+
+class AddCache(NamedTuple):
+    """What add_backward needs: the common shape of a and b."""
+
+    shape: tuple
+    made_by = "add_forward"
 
 
 def dropout_forward(x, p, rng, training=True):
@@ -35,9 +58,9 @@ def dropout_forward(x, p, rng, training=True):
     if not isinstance(training, bool):
         raise TypeError(f"{fn}: argument 'training' must be a bool, got {type(training).__name__}")
     if not training:
-        return x.copy(), (np.ones_like(x),)  # a new array, as in training: out never aliases x
+        return x.copy(), DropoutCache(np.ones_like(x))  # a new array, as in training: out never aliases x
     scale = ((rng.random(x.shape) >= p) / (1.0 - p)).astype(x.dtype)  # keep with prob. 1 - p
-    return x * scale, (scale,)
+    return x * scale, DropoutCache(scale)
 
 
 def dropout_backward(dout, cache):
@@ -46,7 +69,7 @@ def dropout_backward(dout, cache):
     Parameters: dout, the shape of x; cache from dropout_forward. Returns: dx, the shape of x.
     Derived in chapter 10.
     """
-    (scale,) = check_cache("dropout_backward", cache, 1)
+    scale = check_cache("dropout_backward", cache, DropoutCache).scale
     dout = as_float_array("dropout_backward", "dout", dout)
     check_same_shape("dropout_backward", "dout", dout, "x", scale)
     return dout * scale
@@ -60,7 +83,7 @@ def l2_penalty_forward(W, lam):
     """
     W = as_float_array("l2_penalty_forward", "W", W)
     lam = check_real("l2_penalty_forward", "lam", lam, low=0.0)
-    return float(0.5 * lam * np.sum(W * W)), (W, lam)
+    return float(0.5 * lam * np.sum(W * W)), L2PenaltyCache(W, lam)
 
 
 def l2_penalty_backward(dR, cache):
@@ -69,8 +92,8 @@ def l2_penalty_backward(dR, cache):
     Parameters: dR, a float; cache from l2_penalty_forward. Returns: dW, the shape of W.
     Derived in chapter 10.
     """
-    W, lam = check_cache("l2_penalty_backward", cache, 2)
-    return check_real("l2_penalty_backward", "dR", dR) * lam * W
+    cache = check_cache("l2_penalty_backward", cache, L2PenaltyCache)
+    return check_real("l2_penalty_backward", "dR", dR) * cache.lam * cache.W
 
 
 def _scalar_or_array(v):
@@ -84,7 +107,7 @@ def add_forward(a, b):
     """
     a, b = as_float_array("add_forward", "a", a), as_float_array("add_forward", "b", b)
     check_same_shape("add_forward", "a", a, "b", b)
-    return _scalar_or_array(a + b), (a.shape,)
+    return _scalar_or_array(a + b), AddCache(a.shape)
 
 
 def add_backward(dout, cache):
@@ -92,7 +115,7 @@ def add_backward(dout, cache):
 
     Parameters: dout, the shape of out; cache from add_forward. Returns: (da, db). Derived in chapter 10.
     """
-    (shape,) = check_cache("add_backward", cache, 1)
+    shape = check_cache("add_backward", cache, AddCache).shape
     dout = as_float_array("add_backward", "dout", dout)
     check_shape("add_backward", "dout", dout, shape)
     return _scalar_or_array(dout), _scalar_or_array(dout)
@@ -117,29 +140,29 @@ def _softmax_jvp(s, t):
 
 OPS = {
     "linear": Op(linear.linear_forward, linear.linear_backward, ("x", "W", "b"),
-                 lambda c, tx, tW, tb: tx @ c[1] + c[0] @ tW + tb,
+                 lambda c, tx, tW, tb: tx @ c.W + c.x @ tW + tb,
                  lambda dy, c, ts, to: (dy @ ts[1].T, ts[0].T @ dy, None)),
     "sigmoid": Op(activations.sigmoid_forward, activations.sigmoid_backward, ("x",),
-                  lambda c, t: t * c[0] * (1.0 - c[0]),
-                  lambda d, c, ts, to: (d * (1.0 - 2.0 * c[0]) * to,)),
+                  lambda c, t: t * c.out * (1.0 - c.out),
+                  lambda d, c, ts, to: (d * (1.0 - 2.0 * c.out) * to,)),
     "tanh": Op(activations.tanh_forward, activations.tanh_backward, ("x",),
-               lambda c, t: t * (1.0 - c[0] * c[0]),
-               lambda d, c, ts, to: (-2.0 * d * c[0] * to,)),
+               lambda c, t: t * (1.0 - c.out * c.out),
+               lambda d, c, ts, to: (-2.0 * d * c.out * to,)),
     "relu": Op(activations.relu_forward, activations.relu_backward, ("x",),
-               lambda c, t: np.where(c[0] > 0, t, 0.0)),
-    "dropout": Op(dropout_forward, dropout_backward, ("x",), lambda c, t: t * c[0]),
+               lambda c, t: np.where(c.x > 0, t, 0.0)),
+    "dropout": Op(dropout_forward, dropout_backward, ("x",), lambda c, t: t * c.scale),
     "add": Op(add_forward, add_backward, ("a", "b"), lambda c, ta, tb: ta + tb),
     "l2_penalty": Op(l2_penalty_forward, l2_penalty_backward, ("W",), _loss_jvp(l2_penalty_backward),
-                     lambda d, c, ts, to: (d * c[1] * ts[0],)),
+                     lambda d, c, ts, to: (d * c.lam * ts[0],)),
     "half_squared_error": Op(losses.half_squared_error_forward, losses.half_squared_error_backward, ("y",),
                              _loss_jvp(losses.half_squared_error_backward),
-                             lambda d, c, ts, to: (d * ts[0] / c[1],)),
+                             lambda d, c, ts, to: (d * ts[0] / c.n,)),
     "bce_with_logits": Op(losses.binary_cross_entropy_with_logits_forward, losses.binary_cross_entropy_with_logits_backward,
                           ("z",), _loss_jvp(losses.binary_cross_entropy_with_logits_backward),
-                          lambda d, c, ts, to: (d * activations.sigmoid_prime(c[0]) * ts[0] / c[0].shape[0],)),
+                          lambda d, c, ts, to: (d * activations.sigmoid_prime(c.z) * ts[0] / c.z.shape[0],)),
     "softmax_cross_entropy": Op(losses.softmax_cross_entropy_forward, losses.softmax_cross_entropy_backward, ("z",),
                                 _loss_jvp(losses.softmax_cross_entropy_backward),
-                                lambda d, c, ts, to: (d * _softmax_jvp(c[0], ts[0]) / c[0].shape[0],)),
+                                lambda d, c, ts, to: (d * _softmax_jvp(c.s, ts[0]) / c.s.shape[0],)),
 }
 
 

@@ -13,10 +13,52 @@ is the linear layer's backward followed by ``col2im``, which adds each row's
 gradient back onto the pixels it came from. Pooling uses the same windows.
 """
 
+from typing import NamedTuple
+
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from bplib._validate import as_float_array, check_cache, check_int, check_shape
+
+
+class Conv2dNaiveCache(NamedTuple):
+    """What conv2d_naive_backward needs: the input, the weights and the geometry."""
+
+    x: np.ndarray
+    W: np.ndarray
+    stride: int
+    pad: int
+    made_by = "conv2d_naive_forward"
+
+
+class Conv2dCache(NamedTuple):
+    """What conv2d_backward needs: as the naive cache, plus cols = im2col(x), (N Ho Wo, C kh kw)."""
+
+    x: np.ndarray
+    W: np.ndarray
+    stride: int
+    pad: int
+    cols: np.ndarray
+    made_by = "conv2d_forward"
+
+
+class MaxpoolCache(NamedTuple):
+    """What maxpool_backward needs: the input, the window, and idx (N, C, Ho, Wo), where each maximum is."""
+
+    x: np.ndarray
+    size: int
+    stride: int
+    idx: np.ndarray
+    made_by = "maxpool_forward"
+
+
+class AvgpoolCache(NamedTuple):
+    """What avgpool_backward needs: the input and the window."""
+
+    x: np.ndarray
+    size: int
+    stride: int
+    made_by = "avgpool_forward"
 
 
 def _out_size(fn, x_shape, kh, kw, stride, pad, name):
@@ -75,7 +117,7 @@ def conv2d_naive_forward(x, W, b, stride=1, pad=0):
     for n, f, i, j in np.ndindex(y.shape):
         window = xp[n, :, i * stride:i * stride + kh, j * stride:j * stride + kw]  # (C, kh, kw)
         y[n, f, i, j] = np.sum(window * W[f]) + b[f]
-    return y, (x, W, stride, pad)
+    return y, Conv2dNaiveCache(x, W, stride, pad)
 
 
 def conv2d_naive_backward(dy, cache):
@@ -86,7 +128,8 @@ def conv2d_naive_backward(dy, cache):
     Parameters: dy (N, F, Ho, Wo); cache from conv2d_naive_forward.
     Returns: (dx, dW, db), of shapes (N, C, H, W), (F, C, kh, kw), (F,). Derived in chapter 7.
     """
-    x, W, stride, pad = check_cache("conv2d_naive_backward", cache, 4)
+    cache = check_cache("conv2d_naive_backward", cache, Conv2dNaiveCache)
+    x, W, stride, pad = cache.x, cache.W, cache.stride, cache.pad
     dy = _upstream("conv2d_naive_backward", "dy", dy, _conv_out_shape("conv2d_naive_backward", x, W, stride, pad))
     _, _, kh, kw = W.shape
     xp = _pad(x, pad)
@@ -181,7 +224,7 @@ def conv2d_forward(x, W, b, stride=1, pad=0):
     # The linear layer cols @ Wm.T + b, computed transposed, (F, N Ho Wo), so that
     # moving F to axis 1 copies whole image rows.
     y_t = Wm @ cols.T + b[:, None]
-    return np.ascontiguousarray(y_t.reshape(F, N, Ho, Wo).transpose(1, 0, 2, 3)), (x, W, stride, pad, cols)
+    return np.ascontiguousarray(y_t.reshape(F, N, Ho, Wo).transpose(1, 0, 2, 3)), Conv2dCache(x, W, stride, pad, cols)
 
 
 def conv2d_backward(dy, cache):
@@ -192,7 +235,8 @@ def conv2d_backward(dy, cache):
     Returns: (dx, dW, db), of shapes (N, C, H, W), (F, C, kh, kw), (F,). Equal to conv2d_naive_backward.
     Derived in chapter 7.
     """
-    x, W, stride, pad, cols = check_cache("conv2d_backward", cache, 5)
+    cache = check_cache("conv2d_backward", cache, Conv2dCache)
+    x, W, stride, pad, cols = cache.x, cache.W, cache.stride, cache.pad, cache.cols
     dy = _upstream("conv2d_backward", "dy", dy, _conv_out_shape("conv2d_backward", x, W, stride, pad))
     F = W.shape[0]
     dy_rows = dy.transpose(1, 0, 2, 3).reshape(F, -1).T  # (N Ho Wo, F), rows as in cols
@@ -237,7 +281,7 @@ def maxpool_forward(x, size=2, stride=2):
     idx = np.zeros(y.shape, dtype=np.intp)
     for k in reversed(range(len(entries))):
         np.copyto(idx, k, where=entries[k] == y)
-    return y, (x, size, stride, idx)
+    return y, MaxpoolCache(x, size, stride, idx)
 
 
 def maxpool_backward(dout, cache):
@@ -248,7 +292,8 @@ def maxpool_backward(dout, cache):
     Parameters: dout (N, C, Ho, Wo); cache from maxpool_forward. Returns: dx (N, C, H, W).
     Derived in chapter 7.
     """
-    x, size, stride, idx = check_cache("maxpool_backward", cache, 4)
+    cache = check_cache("maxpool_backward", cache, MaxpoolCache)
+    x, size, stride, idx = cache.x, cache.size, cache.stride, cache.idx
     dout = _upstream("maxpool_backward", "dout", dout, idx.shape)
     # dwin[p, q] is dout where the argmax of the window is (p, q), else 0.
     hit = idx == np.arange(size * size).reshape(-1, 1, 1, 1, 1)  # (size^2, N, C, Ho, Wo)
@@ -263,7 +308,7 @@ def avgpool_forward(x, size=2, stride=2):
     Returns: (y, cache), y (N, C, Ho, Wo). Derived in chapter 7.
     """
     x, size, stride, _ = _pool_args("avgpool_forward", x, size, stride)
-    return sum(_window_entries(x, size, stride)) / (size * size), (x, size, stride)
+    return sum(_window_entries(x, size, stride)) / (size * size), AvgpoolCache(x, size, stride)
 
 
 def avgpool_backward(dout, cache):
@@ -272,7 +317,8 @@ def avgpool_backward(dout, cache):
     Parameters: dout (N, C, Ho, Wo); cache from avgpool_forward. Returns: dx (N, C, H, W).
     Derived in chapter 7.
     """
-    x, size, stride = check_cache("avgpool_backward", cache, 3)
+    cache = check_cache("avgpool_backward", cache, AvgpoolCache)
+    x, size, stride = cache.x, cache.size, cache.stride
     Ho, Wo = _out_size("avgpool_backward", x.shape, size, size, stride, 0, "size")
     dout = _upstream("avgpool_backward", "dout", dout, x.shape[:2] + (Ho, Wo))
     dwin = np.broadcast_to(dout / (size * size), (size, size) + dout.shape)

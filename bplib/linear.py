@@ -11,7 +11,19 @@ gradient is one matrix product, dx = dy W^T and dW = x^T dy, and db sums dy
 over the batch.
 """
 
+from typing import NamedTuple
+
+import numpy as np
+
 from bplib._validate import as_float_array, check_cache, check_shape
+
+
+class LinearCache(NamedTuple):
+    """What linear_backward needs: x for dW = x^T dy, and W for dx = dy W^T."""
+
+    x: np.ndarray
+    W: np.ndarray
+    made_by = "linear_forward"
 
 
 def _check_operands(fn, x, W, b):
@@ -40,7 +52,7 @@ def linear_forward(x, W, b):
     """
     x, W, b = _check_operands("linear_forward", x, W, b)
     y = x @ W + b  # (N, M)
-    return y, (x, W)
+    return y, LinearCache(x, W)
 
 
 def linear_backward(dy, cache):
@@ -50,7 +62,8 @@ def linear_backward(dy, cache):
     Returns: (dx, dW, db) of shapes (N, D), (D, M) and (M,).
     Derived in chapter 4.
     """
-    x, W = check_cache("linear_backward", cache, 2)
+    cache = check_cache("linear_backward", cache, LinearCache)
+    x, W = cache.x, cache.W
     dy = as_float_array("linear_backward", "dy", dy, ndim=2)
     check_shape("linear_backward", "dy", dy, (x.shape[0], W.shape[1]))
     dx = dy @ W.T  # (N, M) @ (M, D) -> (N, D)

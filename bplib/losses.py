@@ -7,6 +7,8 @@ The backward's ``dloss`` is the upstream gradient of the scalar loss (1.0
 when the loss is the last node of the graph).
 """
 
+from typing import NamedTuple
+
 import numpy as np
 
 from bplib._validate import as_float_array, check_cache, check_int, check_real, check_same_shape
@@ -15,6 +17,52 @@ from bplib._validate import as_float_array, check_cache, check_int, check_real, 
 # binary cross-entropy, so that log(0) never happens; the logits form needs no clip.
 # In float32, 1 - EPS rounds to 1, so the top of the range is the largest float32 below 1.
 EPS = 1e-12
+
+
+class HalfSquaredErrorCache(NamedTuple):
+    """What half_squared_error_backward needs: diff = y - t and the batch size n."""
+
+    diff: np.ndarray
+    n: int
+    made_by = "half_squared_error_forward"
+
+
+class BinaryCrossEntropyCache(NamedTuple):
+    """What binary_cross_entropy_backward needs: the clipped probabilities p and the targets t."""
+
+    p: np.ndarray
+    t: np.ndarray
+    made_by = "binary_cross_entropy_forward"
+
+
+class BinaryCrossEntropyWithLogitsCache(NamedTuple):
+    """What binary_cross_entropy_with_logits_backward needs: the logits z and the targets t."""
+
+    z: np.ndarray
+    t: np.ndarray
+    made_by = "binary_cross_entropy_with_logits_forward"
+
+
+class SoftmaxCache(NamedTuple):
+    """What softmax_backward needs: the output s."""
+
+    s: np.ndarray
+    made_by = "softmax_forward"
+
+
+class LogSoftmaxCache(NamedTuple):
+    """What log_softmax_backward needs: s = exp(out), the softmax."""
+
+    s: np.ndarray
+    made_by = "log_softmax_forward"
+
+
+class SoftmaxCrossEntropyCache(NamedTuple):
+    """What softmax_cross_entropy_backward needs: s = softmax(z) and the labels y."""
+
+    s: np.ndarray
+    y: np.ndarray
+    made_by = "softmax_cross_entropy_forward"
 
 
 def _prediction_and_target(fn, pred_name, pred, target_name, target):
@@ -49,7 +97,7 @@ def half_squared_error_forward(y, t):
     y, t = _prediction_and_target("half_squared_error_forward", "y", y, "t", t)
     diff = y - t
     n = y.shape[0]
-    return float(0.5 * np.sum(diff * diff) / n), (diff, n)
+    return float(0.5 * np.sum(diff * diff) / n), HalfSquaredErrorCache(diff, n)
 
 
 def half_squared_error_backward(dloss, cache):
@@ -58,9 +106,9 @@ def half_squared_error_backward(dloss, cache):
     Parameters: dloss, a float; cache from half_squared_error_forward.
     Returns: dy, the shape of y. Derived in chapter 2.
     """
-    diff, n = check_cache("half_squared_error_backward", cache, 2)
+    cache = check_cache("half_squared_error_backward", cache, HalfSquaredErrorCache)
     dloss = check_real("half_squared_error_backward", "dloss", dloss)
-    return dloss * diff / n
+    return dloss * cache.diff / cache.n
 
 
 def binary_cross_entropy(p, t):
@@ -85,7 +133,7 @@ def binary_cross_entropy_forward(p, t):
     top = min(p.dtype.type(1.0 - EPS), np.nextafter(p.dtype.type(1.0), p.dtype.type(0.0)))
     q = np.clip(p, EPS, top)
     loss = -np.sum(t * np.log(q) + (1.0 - t) * np.log1p(-q)) / p.shape[0]
-    return float(loss), (q, t)
+    return float(loss), BinaryCrossEntropyCache(q, t)
 
 
 def binary_cross_entropy_backward(dloss, cache):
@@ -94,7 +142,8 @@ def binary_cross_entropy_backward(dloss, cache):
     Parameters: dloss, a float; cache from binary_cross_entropy_forward.
     Returns: dp, the shape of p. Derived in chapter 1.
     """
-    q, t = check_cache("binary_cross_entropy_backward", cache, 2)
+    cache = check_cache("binary_cross_entropy_backward", cache, BinaryCrossEntropyCache)
+    q, t = cache.p, cache.t  # p as clipped in the forward
     dloss = check_real("binary_cross_entropy_backward", "dloss", dloss)
     return dloss * (q - t) / (q * (1.0 - q)) / q.shape[0]
 
@@ -119,7 +168,7 @@ def binary_cross_entropy_with_logits_forward(z, t):
     _zero_one(fn, "t", t)
     # -log sigma(z) = log(1 + e^-z), written so that no exponential overflows.
     per_entry = np.maximum(z, 0.0) - t * z + np.log1p(np.exp(-np.abs(z)))
-    return float(np.sum(per_entry) / z.shape[0]), (z, t)
+    return float(np.sum(per_entry) / z.shape[0]), BinaryCrossEntropyWithLogitsCache(z, t)
 
 
 def binary_cross_entropy_with_logits_backward(dloss, cache):
@@ -128,7 +177,8 @@ def binary_cross_entropy_with_logits_backward(dloss, cache):
     Parameters: dloss, a float; cache from binary_cross_entropy_with_logits_forward.
     Returns: dz, the shape of z. Derived in chapter 1.
     """
-    z, t = check_cache("binary_cross_entropy_with_logits_backward", cache, 2)
+    cache = check_cache("binary_cross_entropy_with_logits_backward", cache, BinaryCrossEntropyWithLogitsCache)
+    z, t = cache.z, cache.t
     dloss = check_real("binary_cross_entropy_with_logits_backward", "dloss", dloss)
     e = np.exp(-np.abs(z))
     s = np.where(z >= 0, 1.0, e) / (1.0 + e)  # the stable sigmoid of activations.sigmoid
@@ -164,7 +214,7 @@ def softmax_forward(z):
     Parameters: z, logits (N, K). Returns: (s, cache), s (N, K). Derived in chapter 6.
     """
     s = np.exp(_log_softmax(_logits("softmax_forward", z)))
-    return s, (s,)
+    return s, SoftmaxCache(s)
 
 
 def softmax_backward(ds, cache):
@@ -173,7 +223,7 @@ def softmax_backward(ds, cache):
     Parameters: ds, the shape of s; cache from softmax_forward. Returns: dz (N, K).
     Derived in chapter 6.
     """
-    (s,) = check_cache("softmax_backward", cache, 1)
+    s = check_cache("softmax_backward", cache, SoftmaxCache).s
     ds = as_float_array("softmax_backward", "ds", ds)
     check_same_shape("softmax_backward", "ds", ds, "s", s)
     return s * (ds - np.sum(ds * s, axis=-1, keepdims=True))
@@ -194,7 +244,7 @@ def log_softmax_forward(z):
     Parameters: z, logits (N, K). Returns: (out, cache), out (N, K). Derived in chapter 6.
     """
     out = _log_softmax(_logits("log_softmax_forward", z))
-    return out, (np.exp(out),)
+    return out, LogSoftmaxCache(np.exp(out))
 
 
 def log_softmax_backward(dout, cache):
@@ -203,7 +253,7 @@ def log_softmax_backward(dout, cache):
     Parameters: dout, the shape of out; cache from log_softmax_forward. Returns: dz (N, K).
     Derived in chapter 6.
     """
-    (s,) = check_cache("log_softmax_backward", cache, 1)
+    s = check_cache("log_softmax_backward", cache, LogSoftmaxCache).s
     dout = as_float_array("log_softmax_backward", "dout", dout)
     check_same_shape("log_softmax_backward", "dout", dout, "out", s)
     return dout - s * np.sum(dout, axis=-1, keepdims=True)
@@ -256,7 +306,7 @@ def softmax_cross_entropy_forward(z, y):
     y = _labels(fn, z, y)
     logp = _log_softmax(z)
     n = z.shape[0]
-    return float(-np.sum(logp[np.arange(n), y]) / n), (np.exp(logp), y)
+    return float(-np.sum(logp[np.arange(n), y]) / n), SoftmaxCrossEntropyCache(np.exp(logp), y)
 
 
 def softmax_cross_entropy_backward(dloss, cache):
@@ -265,7 +315,8 @@ def softmax_cross_entropy_backward(dloss, cache):
     Parameters: dloss, a float; cache from softmax_cross_entropy_forward.
     Returns: dz (N, K). Derived in chapter 6.
     """
-    s, y = check_cache("softmax_cross_entropy_backward", cache, 2)
+    cache = check_cache("softmax_cross_entropy_backward", cache, SoftmaxCrossEntropyCache)
+    s, y = cache.s, cache.y
     dloss = check_real("softmax_cross_entropy_backward", "dloss", dloss)
     dz = s.copy()
     dz[np.arange(s.shape[0]), y] -= 1.0

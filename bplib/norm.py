@@ -22,9 +22,41 @@ Layer norm normalizes each example over its D features instead; spatial batch
 norm treats every pixel of x (N, C, H, W) as an example of its channel's feature.
 """
 
+from typing import NamedTuple
+
 import numpy as np
 
 from bplib._validate import as_float_array, check_cache, check_real, check_shape
+
+
+class BatchnormCache(NamedTuple):
+    """What both batch norm backwards need: xc = x - mu (N, D), std and inv = 1 / std (D,),
+    xhat (N, D), gamma (D,), and whether the batch statistics were used (training)."""
+
+    xc: np.ndarray
+    std: np.ndarray
+    inv: np.ndarray
+    xhat: np.ndarray
+    gamma: np.ndarray
+    training: bool
+    made_by = "batchnorm_forward"
+
+
+class LayernormCache(NamedTuple):
+    """What layernorm_backward needs: xhat (N, D), inv (N, 1) and gamma (D,)."""
+
+    xhat: np.ndarray
+    inv: np.ndarray
+    gamma: np.ndarray
+    made_by = "layernorm_forward"
+
+
+class SpatialBatchnormCache(NamedTuple):
+    """What spatial_batchnorm_backward needs: the batch norm cache of the (N H W, C) rows, and x's shape."""
+
+    inner: BatchnormCache
+    shape: tuple
+    made_by = "spatial_batchnorm_forward"
 
 
 def _options(fn, training, momentum, eps):
@@ -71,7 +103,7 @@ def _bn_core(x, gamma, beta, running_mean, running_var, training, momentum, eps)
         new_var = (1.0 - momentum) * running_var + momentum * var * (n / (n - 1))
     else:
         new_mean, new_var = running_mean.copy(), running_var.copy()
-    return out, new_mean, new_var, (xc, std, inv, xhat, gamma, training)
+    return out, new_mean, new_var, BatchnormCache(xc, std, inv, xhat, gamma, training)
 
 
 def batchnorm_forward(x, gamma, beta, running_mean, running_var, training=True, momentum=0.1, eps=1e-5):
@@ -94,10 +126,10 @@ def batchnorm_forward(x, gamma, beta, running_mean, running_var, training=True, 
 
 
 def _bn_cache(fn, dout, cache):
-    xc, std, inv, xhat, gamma, training = check_cache(fn, cache, 6)
+    c = check_cache(fn, cache, BatchnormCache)
     dout = as_float_array(fn, "dout", dout, ndim=2)
-    check_shape(fn, "dout", dout, xhat.shape)
-    return dout, xc, std, inv, xhat, gamma, training
+    check_shape(fn, "dout", dout, c.xhat.shape)
+    return dout, c.xc, c.std, c.inv, c.xhat, c.gamma, c.training
 
 
 def _normalize_backward(dxhat, xhat, inv, axis):
@@ -168,7 +200,7 @@ def layernorm_forward(x, gamma, beta, eps=1e-5):
     xc = x - x.mean(axis=1, keepdims=True)  # (N, D)
     inv = 1.0 / np.sqrt((xc * xc).mean(axis=1, keepdims=True) + eps)  # (N, 1)
     xhat = xc * inv
-    return gamma * xhat + beta, (xhat, inv, gamma)
+    return gamma * xhat + beta, LayernormCache(xhat, inv, gamma)
 
 
 def layernorm_backward(dout, cache):
@@ -178,7 +210,8 @@ def layernorm_backward(dout, cache):
     Parameters: dout (N, D); cache from layernorm_forward.
     Returns: (dx, dgamma, dbeta) of shapes (N, D), (D,), (D,). Derived in chapter 9.
     """
-    xhat, inv, gamma = check_cache("layernorm_backward", cache, 3)
+    cache = check_cache("layernorm_backward", cache, LayernormCache)
+    xhat, inv, gamma = cache.xhat, cache.inv, cache.gamma
     dout = as_float_array("layernorm_backward", "dout", dout, ndim=2)
     check_shape("layernorm_backward", "dout", dout, xhat.shape)
     dx = _normalize_backward(gamma * dout, xhat, inv, 1)
@@ -211,7 +244,7 @@ def spatial_batchnorm_forward(x, gamma, beta, running_mean, running_var, trainin
                          f"mode, got shape {x.shape}; use training=False")
     arrays = _bn_args(fn, x, gamma, beta, running_mean, running_var, n)
     out, new_mean, new_var, cache = _bn_core(_to_rows(x), *arrays, training, momentum, eps)
-    return _from_rows(out, x.shape), new_mean, new_var, (cache, x.shape)
+    return _from_rows(out, x.shape), new_mean, new_var, SpatialBatchnormCache(cache, x.shape)
 
 
 def spatial_batchnorm_backward(dout, cache):
@@ -221,7 +254,8 @@ def spatial_batchnorm_backward(dout, cache):
     Returns: (dx, dgamma, dbeta) of shapes (N, C, H, W), (C,), (C,). Derived in chapter 9.
     """
     fn = "spatial_batchnorm_backward"
-    inner, shape = check_cache(fn, cache, 2)
+    cache = check_cache(fn, cache, SpatialBatchnormCache)
+    inner, shape = cache.inner, cache.shape
     dout = as_float_array(fn, "dout", dout, ndim=4)
     check_shape(fn, "dout", dout, shape)
     dout, _, _, inv, xhat, gamma, training = _bn_cache(fn, _to_rows(dout), inner)

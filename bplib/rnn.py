@@ -9,10 +9,51 @@ random cuts reweighted so the expected gradient is the full one.
 Shapes: N batch, T time steps, D input features, Dh hidden size.
 """
 
+from typing import NamedTuple
+
 import numpy as np
 
 from bplib._validate import as_float_array, check_cache, check_int, check_real, check_rng, check_shape
 from bplib.activations import sigmoid
+
+
+class RnnStepCache(NamedTuple):
+    """What rnn_step_backward needs: the step's inputs x (N, D) and h_prev (N, Dh), the weights, and h_next (N, Dh)."""
+
+    x: np.ndarray
+    h_prev: np.ndarray
+    Wx: np.ndarray
+    Wh: np.ndarray
+    h_next: np.ndarray
+    made_by = "rnn_step_forward"
+
+
+class RnnCache(NamedTuple):
+    """What the RNN's BPTT needs: one RnnStepCache per time step, in order."""
+
+    steps: tuple
+    made_by = "rnn_forward"
+
+
+class LstmStepCache(NamedTuple):
+    """What lstm_step_backward needs: the step's inputs, the weights, the gates (N, 4Dh)
+    in the order i, f, g, o (after their nonlinearities) and tc = tanh(c_next) (N, Dh)."""
+
+    x: np.ndarray
+    h_prev: np.ndarray
+    c_prev: np.ndarray
+    Wx: np.ndarray
+    Wh: np.ndarray
+    gates: np.ndarray
+    tc: np.ndarray
+    made_by = "lstm_step_forward"
+
+
+class LstmCache(NamedTuple):
+    """What the LSTM's BPTT needs: one LstmStepCache per time step, in order."""
+
+    steps: tuple
+    made_by = "lstm_forward"
 
 
 def _agree(fn, ok, name_a, a, name_b, b, rule):
@@ -40,23 +81,19 @@ def _params(fn, x, h, Wx, Wh, b, *, gates, x_ndim, h_name):
     return x, h, Wx, Wh, b
 
 
-def _steps(fn, cache, size):
-    """The per-step caches inside a sequence cache, each a tuple of ``size`` entries."""
-    (steps,) = check_cache(fn, cache, 1)
-    if not isinstance(steps, tuple) or not steps or not all(isinstance(s, tuple) and len(s) == size for s in steps):
-        raise TypeError(f"{fn}: argument 'cache' must be the cache returned by the matching sequence forward function")
-    return steps
+def _steps(fn, cache, cache_type):
+    """The per-step caches inside a sequence cache (an RnnCache or an LstmCache)."""
+    return check_cache(fn, cache, cache_type).steps
 
 
 def _rnn_step(x, h_prev, Wx, Wh, b):
     h_next = np.tanh(x @ Wx + h_prev @ Wh + b)  # (N, Dh)
-    return h_next, (x, h_prev, Wx, Wh, h_next)
+    return h_next, RnnStepCache(x, h_prev, Wx, Wh, h_next)
 
 
-def _rnn_step_back(dh_next, cache):
-    x, h_prev, Wx, Wh, h_next = cache
-    da = dh_next * (1.0 - h_next * h_next)  # (N, Dh), through tanh' = 1 - h^2
-    return da @ Wx.T, da @ Wh.T, x.T @ da, h_prev.T @ da, da.sum(axis=0)
+def _rnn_step_back(dh_next, c):
+    da = dh_next * (1.0 - c.h_next * c.h_next)  # (N, Dh), through tanh' = 1 - h^2
+    return da @ c.Wx.T, da @ c.Wh.T, c.x.T @ da, c.h_prev.T @ da, da.sum(axis=0)
 
 
 def rnn_step_forward(x, h_prev, Wx, Wh, b):
@@ -74,9 +111,9 @@ def rnn_step_backward(dh_next, cache):
     Parameters: dh_next (N, Dh); cache from rnn_step_forward.
     Returns: (dx (N, D), dh_prev (N, Dh), dWx (D, Dh), dWh (Dh, Dh), db (Dh,)). Derived in chapter 8.
     """
-    cache = check_cache("rnn_step_backward", cache, 5)
+    cache = check_cache("rnn_step_backward", cache, RnnStepCache)
     dh_next = as_float_array("rnn_step_backward", "dh_next", dh_next)
-    check_shape("rnn_step_backward", "dh_next", dh_next, cache[4].shape)
+    check_shape("rnn_step_backward", "dh_next", dh_next, cache.h_next.shape)
     return _rnn_step_back(dh_next, cache)
 
 
@@ -94,14 +131,14 @@ def rnn_forward(x, h0, Wx, Wh, b):
         h_prev, step = _rnn_step(x[:, t], h_prev, Wx, Wh, b)
         h[:, t] = h_prev
         steps.append(step)
-    return h, (tuple(steps),)
+    return h, RnnCache(tuple(steps))
 
 
 def _bptt(fn, dh, cache, carry):
     """BPTT in which the gradient carried from step t into step t - 1 (or into h0) is scaled by carry[t]."""
-    steps = _steps(fn, cache, 5)
-    x0, h_first, Wx, Wh, _ = steps[0]
-    N, T, Dh = x0.shape[0], len(steps), Wh.shape[0]
+    steps = _steps(fn, cache, RnnCache)
+    Wx, Wh, h_first = steps[0].Wx, steps[0].Wh, steps[0].h_prev
+    N, T, Dh = h_first.shape[0], len(steps), Wh.shape[0]
     dh = as_float_array(fn, "dh", dh, ndim=3)
     check_shape(fn, "dh", dh, (N, T, Dh))
     dx = np.empty((N, T, Wx.shape[0]), dtype=np.result_type(dh, Wx))
@@ -123,7 +160,7 @@ def rnn_backward(dh, cache):
     Parameters: dh (N, T, Dh), the upstream gradient of every hidden state; cache from rnn_forward.
     Returns: (dx (N, T, D), dh0 (N, Dh), dWx (D, Dh), dWh (Dh, Dh), db (Dh,)). Derived in chapter 8.
     """
-    steps = _steps("rnn_backward", cache, 5)
+    steps = _steps("rnn_backward", cache, RnnCache)
     return _bptt("rnn_backward", dh, cache, np.ones(len(steps)))
 
 
@@ -137,7 +174,7 @@ def rnn_truncated_backward(dh, cache, k):
     Returns: (dx (N, T, D), dh0 (N, Dh), dWx (D, Dh), dWh (Dh, Dh), db (Dh,)). Derived in chapter 8.
     """
     k = check_int("rnn_truncated_backward", "k", k, minimum=1)
-    steps = _steps("rnn_truncated_backward", cache, 5)
+    steps = _steps("rnn_truncated_backward", cache, RnnCache)
     t = np.arange(len(steps))
     carry = np.where((t % k == 0) & (t > 0), 0.0, 1.0)
     return _bptt("rnn_truncated_backward", dh, cache, carry)
@@ -156,7 +193,7 @@ def rnn_random_truncated_backward(dh, cache, p, rng):
     """
     p = check_real("rnn_random_truncated_backward", "p", p, low=0, high=1, high_open=True)
     rng = check_rng("rnn_random_truncated_backward", "rng", rng)
-    steps = _steps("rnn_random_truncated_backward", cache, 5)
+    steps = _steps("rnn_random_truncated_backward", cache, RnnCache)
     carry = np.where(rng.random(len(steps)) < p, 0.0, 1.0 / (1.0 - p))
     carry[0] = 1.0  # h0 is where the sequence starts, not a truncation point
     return _bptt("rnn_random_truncated_backward", dh, cache, carry)
@@ -170,17 +207,17 @@ def _lstm_step(x, h_prev, c_prev, Wx, Wh, b):
     i, f, g, o = np.split(gates, 4, axis=1)
     c_next = f * c_prev + i * g  # (N, Dh)
     tc = np.tanh(c_next)
-    return o * tc, c_next, (x, h_prev, c_prev, Wx, Wh, gates, tc)
+    return o * tc, c_next, LstmStepCache(x, h_prev, c_prev, Wx, Wh, gates, tc)
 
 
-def _lstm_step_back(dh_next, dc_next, cache):
-    x, h_prev, c_prev, Wx, Wh, gates, tc = cache
-    i, f, g, o = np.split(gates, 4, axis=1)
+def _lstm_step_back(dh_next, dc_next, c):
+    i, f, g, o = np.split(c.gates, 4, axis=1)
+    tc = c.tc
     dc = dc_next + dh_next * o * (1.0 - tc * tc)  # c_next reaches the loss directly and through h_next
-    di, df, dg, do = dc * g, dc * c_prev, dc * i, dh_next * tc
+    di, df, dg, do = dc * g, dc * c.c_prev, dc * i, dh_next * tc
     # Through the gate nonlinearities: sigma' = s (1 - s) for i, f, o and tanh' = 1 - g^2 for g.
     da = np.concatenate([di * i * (1 - i), df * f * (1 - f), dg * (1 - g * g), do * o * (1 - o)], axis=1)
-    return da @ Wx.T, da @ Wh.T, dc * f, x.T @ da, h_prev.T @ da, da.sum(axis=0)
+    return da @ c.Wx.T, da @ c.Wh.T, dc * f, c.x.T @ da, c.h_prev.T @ da, da.sum(axis=0)
 
 
 def lstm_step_forward(x, h_prev, c_prev, Wx, Wh, b):
@@ -204,10 +241,10 @@ def lstm_step_backward(dh_next, dc_next, cache):
     dh_prev (N, Dh), dc_prev (N, Dh), dWx (D, 4Dh), dWh (Dh, 4Dh), db (4Dh,)). Derived in chapter 8.
     """
     fn = "lstm_step_backward"
-    cache = check_cache(fn, cache, 7)
+    cache = check_cache(fn, cache, LstmStepCache)
     dh_next, dc_next = as_float_array(fn, "dh_next", dh_next), as_float_array(fn, "dc_next", dc_next)
-    check_shape(fn, "dh_next", dh_next, cache[6].shape)
-    check_shape(fn, "dc_next", dc_next, cache[6].shape)
+    check_shape(fn, "dh_next", dh_next, cache.tc.shape)
+    check_shape(fn, "dc_next", dc_next, cache.tc.shape)
     return _lstm_step_back(dh_next, dc_next, cache)
 
 
@@ -226,7 +263,7 @@ def lstm_forward(x, h0, Wx, Wh, b):
         h_prev, c_prev, step = _lstm_step(x[:, t], h_prev, c_prev, Wx, Wh, b)
         h[:, t] = h_prev
         steps.append(step)
-    return h, (tuple(steps),)
+    return h, LstmCache(tuple(steps))
 
 
 def lstm_backward(dh, cache):
@@ -235,9 +272,9 @@ def lstm_backward(dh, cache):
     Parameters: dh (N, T, Dh), the upstream gradient of every hidden state; cache from lstm_forward.
     Returns: (dx (N, T, D), dh0 (N, Dh), dWx (D, 4Dh), dWh (Dh, 4Dh), db (4Dh,)). Derived in chapter 8.
     """
-    steps = _steps("lstm_backward", cache, 7)
-    x0, h_first, _, Wx, Wh, _, _ = steps[0]
-    N, T, Dh = x0.shape[0], len(steps), h_first.shape[1]
+    steps = _steps("lstm_backward", cache, LstmCache)
+    Wx, Wh, h_first = steps[0].Wx, steps[0].Wh, steps[0].h_prev
+    N, T, Dh = h_first.shape[0], len(steps), h_first.shape[1]
     dh = as_float_array("lstm_backward", "dh", dh, ndim=3)
     check_shape("lstm_backward", "dh", dh, (N, T, Dh))
     dx = np.empty((N, T, Wx.shape[0]), dtype=np.result_type(dh, Wx))

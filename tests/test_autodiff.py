@@ -339,8 +339,9 @@ def test_hvp_of_a_quadratic_is_exact():
 def test_dropout_mask_is_applied_consistently():
     rng = np.random.default_rng(12)
     x = rng.uniform(0.5, 1.5, (50, 40))  # no zeros in x: a zero in out means a dropped entry
-    out, (scale,) = dropout_forward(x, 0.3, np.random.default_rng(0))
-    dx = dropout_backward(np.ones_like(x), (scale,))
+    out, cache = dropout_forward(x, 0.3, np.random.default_rng(0))
+    scale = cache.scale
+    dx = dropout_backward(np.ones_like(x), cache)
     dropped = out == 0
     assert np.array_equal(dropped, dx == 0) and np.array_equal(dropped, scale == 0)
     assert np.allclose(out[~dropped], x[~dropped] / 0.7, rtol=1e-15) and np.allclose(dx[~dropped], 1 / 0.7, rtol=1e-15)

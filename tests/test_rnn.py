@@ -475,7 +475,8 @@ def test_sequence_backward_bad_inputs(fn):
         backward(np.full(h.shape, np.nan), cache)
     with pytest.raises(TypeError, match=f"{fn}: argument 'cache'"):
         backward(h, cache[0])
-    with pytest.raises(TypeError, match=f"{fn}: argument 'cache' must be the cache returned by the matching"):
+    with pytest.raises(TypeError, match=f"{fn}: argument 'cache' must be the (Rnn|Lstm)Cache that {forward.__name__} "
+                       f"returns, got a (Lstm|Rnn)Cache from {other.__name__}"):
         backward(h, other(**_valid_args(other.__name__))[1])  # an RNN cache given to the LSTM, or back
     with pytest.raises(TypeError, match=f"{fn}: argument 'cache'"):
         backward(h, ((),))

@@ -1,5 +1,7 @@
 """Tests of bplib._validate: the messages every public function relies on."""
 
+from typing import NamedTuple
+
 import numpy as np
 import pytest
 
@@ -80,6 +82,27 @@ def test_check_rng_and_cache():
     assert v.check_rng("fn", "rng", rng) is rng
     with pytest.raises(TypeError, match="'rng' must be a numpy Generator"):
         v.check_rng("fn", "rng", np.random.RandomState(0))
-    assert v.check_cache("fn", (1, 2), 2) == (1, 2)
-    with pytest.raises(TypeError, match="'cache' must be the 2-tuple"):
-        v.check_cache("fn", [1, 2], 2)
+
+
+
+class _PairCache(NamedTuple):
+    a: int
+    b: int
+    made_by = "pair_forward"
+
+
+class _OtherCache(NamedTuple):
+    a: int
+    b: int
+    made_by = "other_forward"
+
+
+def test_check_cache_accepts_its_type_and_names_both_functions_otherwise():
+    cache = _PairCache(1, 2)
+    assert v.check_cache("pair_backward", cache, _PairCache) is cache
+    with pytest.raises(TypeError, match=r"^pair_backward: argument 'cache' must be the _PairCache that pair_forward "
+                                        r"returns, got a _OtherCache from other_forward$"):
+        v.check_cache("pair_backward", _OtherCache(1, 2), _PairCache)
+    # a plain tuple with the same entries is refused too: only the forward's own type is trusted
+    with pytest.raises(TypeError, match=r"must be the _PairCache that pair_forward returns, got a tuple$"):
+        v.check_cache("pair_backward", (1, 2), _PairCache)
