@@ -206,6 +206,9 @@ def switch_to_dark(page):
     page.evaluate("document.activeElement && document.activeElement.blur()")
     page.mouse.move(0, 0)
     page.wait_for_function("!document.querySelector('.tooltip')", timeout=5000)
+    # The theme fades colours in with CSS transitions: audit the colours the reader ends up with.
+    page.wait_for_function("document.getAnimations().every(a => !(a instanceof CSSTransition) || a.playState !== 'running')",
+                           timeout=10000)
     return page.evaluate("document.documentElement.dataset.theme")
 
 
