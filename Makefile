@@ -56,8 +56,9 @@ lint: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/python -m pytest -n $(JOBS) tests
 
+# One BLAS thread per kernel: JOBS kernels on JOBS cores, not JOBS x cores threads fighting.
 notebooks: $(STAMP)
-	$(BIN)/python -m pytest -n $(JOBS) --dist loadfile $(NBVAL) chapters
+	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(BIN)/python -m pytest -n $(JOBS) --dist loadfile $(NBVAL) chapters
 
 build: $(STAMP) assets
 	rm -rf _build/html _build/jupyter_execute _build/.doctrees
