@@ -8,8 +8,8 @@ input) take no part in y and get a zero gradient. Any of N, C and F may be 0.
 
 The naive pair loops over every output entry and is the reference. The fast
 pair lays every receptive field out as a column of a matrix (``im2col``), so
-that the convolution of each image is one matrix product with the flattened
-kernel; its backward is the linear layer's backward followed by ``col2im``,
+that the convolution is one matrix product with the flattened kernel; its
+backward is the linear layer's backward followed by ``col2im``,
 which adds each column's gradient back onto the pixels it came from. Pooling
 (max, average, and LeNet's trainable subsampling) uses the same windows.
 
@@ -38,7 +38,7 @@ class Conv2dNaiveCache(NamedTuple):
 
 
 class Conv2dCache(NamedTuple):
-    """What conv2d_backward needs: as the naive cache, plus cols (N, C kh kw, Ho Wo), one window per column."""
+    """What conv2d_backward needs: as the naive cache, plus cols (C kh kw, N Ho Wo), one window per column."""
 
     x: np.ndarray
     W: np.ndarray
@@ -178,12 +178,11 @@ def _add_windows(dwin, out, stride):
 
 
 def _im2col(x, kh, kw, stride, pad):
-    """cols[n, (c, p, q), (i, j)] = xp[n, c, i stride + p, j stride + q]: (N, C kh kw, Ho Wo), one window per column."""
-    N, C = x.shape[:2]
+    """cols[(c, p, q), (n, i, j)] = xp[n, c, i stride + p, j stride + q]: (C kh kw, N Ho Wo), a window per column."""
     win = _windows(_pad(x, pad), kh, kw, stride)  # (N, C, Ho, Wo, kh, kw), a view
-    Ho, Wo = win.shape[2:4]
-    # The copy runs along image rows, the fastest order to read x in.
-    return win.transpose(0, 1, 4, 5, 2, 3).reshape(N, C * kh * kw, Ho * Wo)
+    N, C, Ho, Wo = win.shape[:4]
+    # The copy reads along image rows, the order in which x lies in memory.
+    return win.transpose(1, 4, 5, 0, 2, 3).reshape(C * kh * kw, N * Ho * Wo)
 
 
 def _col2im(dcols, x_shape, kh, kw, stride, pad):
@@ -211,13 +210,11 @@ def im2col(x, kh, kw, stride=1, pad=0):
     Parameters: x (N, C, H, W); kh, kw, the window size; stride >= 1; pad >= 0, integers.
     Returns: cols (N Ho Wo, C kh kw), rows in (n, i, j) order and columns in (c, p, q)
     order, so that conv2d(x, W, b) is cols @ W.reshape(F, -1).T + b, rearranged.
-    (conv2d_forward keeps the same numbers per image as columns, (N, C kh kw, Ho Wo).)
-    Derived in chapter 7.
+    (conv2d_forward keeps the transpose, one window per column.) Derived in chapter 7.
     """
     x = as_float_array("im2col", "x", x, ndim=4)
-    kh, kw, stride, pad, Ho, Wo = _geometry("im2col", "kh, kw", x.shape, kh, kw, stride, pad)
-    cols = _im2col(x, kh, kw, stride, pad)  # (N, C kh kw, Ho Wo)
-    return cols.transpose(0, 2, 1).reshape(x.shape[0] * Ho * Wo, x.shape[1] * kh * kw)
+    kh, kw, stride, pad, _, _ = _geometry("im2col", "kh, kw", x.shape, kh, kw, stride, pad)
+    return _im2col(x, kh, kw, stride, pad).T
 
 
 def col2im(cols, x_shape, kh, kw, stride=1, pad=0):
@@ -239,31 +236,30 @@ def col2im(cols, x_shape, kh, kw, stride=1, pad=0):
 
 
 def conv2d_forward(x, W, b, stride=1, pad=0):
-    """y[n] = W.reshape(F, -1) @ cols[n] + b, reshaped to (F, Ho, Wo); equal to conv2d_naive_forward.
+    """y = W.reshape(F, -1) @ cols + b, rearranged to (N, F, Ho, Wo); equal to conv2d_naive_forward.
 
-    cols[n] (C kh kw, Ho Wo) holds every receptive field of image n as a column
-    (the transpose of im2col's rows for that image), so each image's convolution
-    is one matrix product, the linear layer of chapter 4 written for columns.
+    cols (C kh kw, N Ho Wo) holds every receptive field of every image as a column
+    (the transpose of im2col), so the convolution is one matrix product, the linear
+    layer of chapter 4 written for columns.
     Parameters: x (N, C, H, W); W (F, C, kh, kw); b (F,); stride >= 1 and pad >= 0, integers.
-    Returns: (y, cache), y (N, F, Ho, Wo); the cache keeps cols (N, C kh kw, Ho Wo).
+    Returns: (y, cache), y (N, F, Ho, Wo); the cache keeps cols (C kh kw, N Ho Wo).
     Derived in chapter 7.
     """
     x, W, b, stride, pad = _conv_args("conv2d_forward", x, W, b, stride, pad)
     N, F, Ho, Wo = _conv_out_shape("conv2d_forward", x, W, stride, pad)
     F, C, kh, kw = W.shape
-    cols = _im2col(x, kh, kw, stride, pad)  # (N, C kh kw, Ho Wo)
-    y = np.matmul(W.reshape(F, C * kh * kw), cols)  # (N, F, Ho Wo): one product per image
+    cols = _im2col(x, kh, kw, stride, pad)  # (C kh kw, N Ho Wo)
+    y = W.reshape(F, C * kh * kw) @ cols  # (F, N Ho Wo): one product for all images
     y = y.astype(np.result_type(y, b), copy=False)  # float64 if any argument is, as in the naive pair
-    y += b[:, None]
-    return y.reshape(N, F, Ho, Wo), Conv2dCache(x, W, stride, pad, cols)
+    y += b[:, None]  # in place: no second array of y's size
+    return np.ascontiguousarray(y.reshape(F, N, Ho, Wo).transpose(1, 0, 2, 3)), Conv2dCache(x, W, stride, pad, cols)
 
 
 def conv2d_backward(dy, cache):
-    """dW = sum_n dy[n] cols[n]^T, db = sum of dy, dcols[n] = Wm^T dy[n] (the linear layer's backward); dx = col2im(dcols).
+    """dW = dY cols^T, db = the row sums of dY, dcols = Wm^T dY (the linear layer's backward); dx = col2im(dcols).
 
-    Here Wm = W.reshape(F, -1), cols[n] (C kh kw, Ho Wo) are image n's windows as
-    columns, and dy[n] is laid out as (F, Ho Wo). dcols is computed for all images
-    in one product, which runs faster than N small ones.
+    Here Wm = W.reshape(F, -1), cols (C kh kw, N Ho Wo) are the windows as columns,
+    and dY is dy laid out as (F, N Ho Wo), its columns in the order of cols.
     Parameters: dy (N, F, Ho, Wo); cache from conv2d_forward.
     Returns: (dx, dW, db), of shapes (N, C, H, W), (F, C, kh, kw), (F,). Equal to conv2d_naive_backward.
     Derived in chapter 7.
@@ -273,12 +269,11 @@ def conv2d_backward(dy, cache):
     dy = _upstream("conv2d_backward", "dy", dy, _conv_out_shape("conv2d_backward", x, W, stride, pad))
     N, F, Ho, Wo = dy.shape
     F, C, kh, kw = W.shape
-    dy_cols = dy.reshape(N, F, Ho * Wo)  # a view: image n's upstream gradient as (F, Ho Wo)
-    dW = np.matmul(dy_cols, cols.transpose(0, 2, 1)).sum(axis=0).reshape(W.shape)  # sum_n dy[n] cols[n]^T
-    dy_all = np.ascontiguousarray(dy_cols.transpose(1, 0, 2)).reshape(F, N * Ho * Wo)  # images side by side
-    dcols = W.reshape(F, C * kh * kw).T @ dy_all  # (C kh kw, N Ho Wo): every image's dcols[n] at once
+    dY = np.ascontiguousarray(dy.transpose(1, 0, 2, 3)).reshape(F, N * Ho * Wo)  # (F, N Ho Wo)
+    dW = (dY @ cols.T).reshape(W.shape)  # the linear layer's dWm = dY cols^T
+    dcols = W.reshape(F, C * kh * kw).T @ dY  # (C kh kw, N Ho Wo): the linear layer's Wm^T dY
     dx = _col2im(dcols, x.shape, kh, kw, stride, pad)
-    return dx, dW, dy_cols.sum(axis=(0, 2))
+    return dx, dW, dY.sum(axis=1)
 
 
 def _pool_args(fn, x, size, stride):
