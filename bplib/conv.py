@@ -120,40 +120,50 @@ def _pad(x, pad):
 
 
 def conv2d_naive_forward(x, W, b, stride=1, pad=0):
-    """y[n, f, i, j] = b[f] + sum_{c, p, q} W[f, c, p, q] xp[n, c, i stride + p, j stride + q], xp = x padded.
+    """y[n, f, i, j] = b[f] + sum_{c,p,q} W[f,c,p,q] xp[n, c, iS + p, jS + q].
 
-    Parameters: x (N, C, H, W); W (F, C, kh, kw); b (F,); stride, an integer >= 1;
-    pad, the zeros added on each side, an integer >= 0.
-    Returns: (y, cache), y (N, F, Ho, Wo). One Python step per output entry: slow, plain, the reference.
-    Derived in chapter 7.
+    xp is x padded with pad zeros on each side, S the stride. One Python step
+    per output entry: slow, plain, the reference.
+    Parameters: x (N, C, H, W); W (F, C, kh, kw); b (F,); stride, an
+    integer >= 1; pad, the zeros added on each side, an integer >= 0.
+    Returns: (y, cache), y (N, F, Ho, Wo). Derived in chapter 7.
     """
-    x, W, b, stride, pad = _conv_args("conv2d_naive_forward", x, W, b, stride, pad)
+    fn = "conv2d_naive_forward"
+    x, W, b, stride, pad = _conv_args(fn, x, W, b, stride, pad)
     _, _, kh, kw = W.shape
     xp = _pad(x, pad)
-    y = np.zeros(_conv_out_shape("conv2d_naive_forward", x, W, stride, pad), dtype=np.result_type(x, W, b))
+    y_shape = _conv_out_shape(fn, x, W, stride, pad)  # (N, F, Ho, Wo)
+    y = np.zeros(y_shape, dtype=np.result_type(x, W, b))
     for n, f, i, j in np.ndindex(y.shape):
-        window = xp[n, :, i * stride:i * stride + kh, j * stride:j * stride + kw]  # (C, kh, kw)
+        rows = slice(i * stride, i * stride + kh)
+        cols = slice(j * stride, j * stride + kw)
+        window = xp[n, :, rows, cols]  # (C, kh, kw)
         y[n, f, i, j] = np.sum(window * W[f]) + b[f]
     return y, Conv2dNaiveCache(x, W, stride, pad)
 
 
 def conv2d_naive_backward(dy, cache):
-    """dW[f, c, p, q] = sum_{n, i, j} dy[n, f, i, j] xp[n, c, i stride + p, j stride + q]; db[f] = sum_{n, i, j} dy[n, f, i, j].
+    """dW[f] += dy[n, f, i, j] window; dxp[window] += dy[n, f, i, j] W[f].
 
-    dxp[n, c, i stride + p, j stride + q] collects dy[n, f, i, j] W[f, c, p, q] from every
-    (f, i, j) whose window holds it; dx is dxp without its padding.
+    For every output entry (n, f, i, j), its gradient goes back to what made
+    it: times its window of xp (x padded) into dW[f], and times the kernel
+    W[f] onto that window of dxp, so overlapping windows add up. dx is dxp
+    without its padding; db[f] sums dy[n, f, i, j] over n, i, j.
     Parameters: dy (N, F, Ho, Wo); cache from conv2d_naive_forward.
-    Returns: (dx, dW, db), of shapes (N, C, H, W), (F, C, kh, kw), (F,). Derived in chapter 7.
+    Returns: (dx, dW, db), of shapes (N, C, H, W), (F, C, kh, kw), (F,).
+    Derived in chapter 7.
     """
-    cache = check_cache("conv2d_naive_backward", cache, Conv2dNaiveCache)
+    fn = "conv2d_naive_backward"
+    cache = check_cache(fn, cache, Conv2dNaiveCache)
     x, W, stride, pad = cache.x, cache.W, cache.stride, cache.pad
-    dy = _upstream("conv2d_naive_backward", "dy", dy, _conv_out_shape("conv2d_naive_backward", x, W, stride, pad))
+    dy = _upstream(fn, "dy", dy, _conv_out_shape(fn, x, W, stride, pad))
     _, _, kh, kw = W.shape
     xp = _pad(x, pad)
     dtype = np.result_type(dy, x, W)
     dxp, dW = np.zeros(xp.shape, dtype), np.zeros(W.shape, dtype)
     for n, f, i, j in np.ndindex(dy.shape):
-        rows, cols = slice(i * stride, i * stride + kh), slice(j * stride, j * stride + kw)
+        rows = slice(i * stride, i * stride + kh)
+        cols = slice(j * stride, j * stride + kw)
         dxp[n, :, rows, cols] += dy[n, f, i, j] * W[f]
         dW[f] += dy[n, f, i, j] * xp[n, :, rows, cols]
     dx = dxp[:, :, pad:pad + x.shape[2], pad:pad + x.shape[3]]
@@ -236,42 +246,51 @@ def col2im(cols, x_shape, kh, kw, stride=1, pad=0):
 
 
 def conv2d_forward(x, W, b, stride=1, pad=0):
-    """y = W.reshape(F, -1) @ cols + b, rearranged to (N, F, Ho, Wo); equal to conv2d_naive_forward.
+    """y = W.reshape(F, -1) @ cols + b, rearranged to (N, F, Ho, Wo).
 
-    cols (C kh kw, N Ho Wo) holds every receptive field of every image as a column
-    (the transpose of im2col), so the convolution is one matrix product, the linear
-    layer of chapter 4 written for columns.
-    Parameters: x (N, C, H, W); W (F, C, kh, kw); b (F,); stride >= 1 and pad >= 0, integers.
-    Returns: (y, cache), y (N, F, Ho, Wo); the cache keeps cols (C kh kw, N Ho Wo).
+    cols (C kh kw, N Ho Wo) holds every receptive field of every image as a
+    column (the transpose of im2col), so the convolution is one matrix
+    product, the linear layer of chapter 4 written for columns. Equal to
+    conv2d_naive_forward.
+    Parameters: x (N, C, H, W); W (F, C, kh, kw); b (F,); stride >= 1
+    and pad >= 0, integers.
+    Returns: (y, cache), y (N, F, Ho, Wo); the cache keeps cols.
     Derived in chapter 7.
     """
-    x, W, b, stride, pad = _conv_args("conv2d_forward", x, W, b, stride, pad)
-    N, F, Ho, Wo = _conv_out_shape("conv2d_forward", x, W, stride, pad)
+    fn = "conv2d_forward"
+    x, W, b, stride, pad = _conv_args(fn, x, W, b, stride, pad)
+    N, F, Ho, Wo = _conv_out_shape(fn, x, W, stride, pad)
     F, C, kh, kw = W.shape
     cols = _im2col(x, kh, kw, stride, pad)  # (C kh kw, N Ho Wo)
-    y = W.reshape(F, C * kh * kw) @ cols  # (F, N Ho Wo): one product for all images
-    y = y.astype(np.result_type(y, b), copy=False)  # float64 if any argument is, as in the naive pair
-    y += b[:, None]  # in place: no second array of y's size
-    return np.ascontiguousarray(y.reshape(F, N, Ho, Wo).transpose(1, 0, 2, 3)), Conv2dCache(x, W, stride, pad, cols)
+    y = W.reshape(F, C * kh * kw) @ cols  # (F, N Ho Wo), all images at once
+    # float64 if any argument is, as in the naive pair; the bias in place
+    y = y.astype(np.result_type(y, b), copy=False)
+    y += b[:, None]
+    y = np.ascontiguousarray(y.reshape(F, N, Ho, Wo).transpose(1, 0, 2, 3))
+    return y, Conv2dCache(x, W, stride, pad, cols)
 
 
 def conv2d_backward(dy, cache):
-    """dW = dY cols^T, db = the row sums of dY, dcols = Wm^T dY (the linear layer's backward); dx = col2im(dcols).
+    """dW = dY cols^T, db = row sums of dY, dx = col2im(Wm^T dY).
 
-    Here Wm = W.reshape(F, -1), cols (C kh kw, N Ho Wo) are the windows as columns,
-    and dY is dy laid out as (F, N Ho Wo), its columns in the order of cols.
+    The linear layer's backward for columns: Wm = W.reshape(F, -1), cols
+    (C kh kw, N Ho Wo) the windows as columns, dY the upstream gradient laid
+    out as (F, N Ho Wo), its columns in the order of cols; col2im adds each
+    column of Wm^T dY back onto its window. Equal to conv2d_naive_backward.
     Parameters: dy (N, F, Ho, Wo); cache from conv2d_forward.
-    Returns: (dx, dW, db), of shapes (N, C, H, W), (F, C, kh, kw), (F,). Equal to conv2d_naive_backward.
+    Returns: (dx, dW, db), of shapes (N, C, H, W), (F, C, kh, kw), (F,).
     Derived in chapter 7.
     """
-    cache = check_cache("conv2d_backward", cache, Conv2dCache)
-    x, W, stride, pad, cols = cache.x, cache.W, cache.stride, cache.pad, cache.cols
-    dy = _upstream("conv2d_backward", "dy", dy, _conv_out_shape("conv2d_backward", x, W, stride, pad))
+    fn = "conv2d_backward"
+    cache = check_cache(fn, cache, Conv2dCache)
+    x, W, stride, pad = cache.x, cache.W, cache.stride, cache.pad
+    dy = _upstream(fn, "dy", dy, _conv_out_shape(fn, x, W, stride, pad))
     N, F, Ho, Wo = dy.shape
     F, C, kh, kw = W.shape
-    dY = np.ascontiguousarray(dy.transpose(1, 0, 2, 3)).reshape(F, N * Ho * Wo)  # (F, N Ho Wo)
-    dW = (dY @ cols.T).reshape(W.shape)  # the linear layer's dWm = dY cols^T
-    dcols = W.reshape(F, C * kh * kw).T @ dY  # (C kh kw, N Ho Wo): the linear layer's Wm^T dY
+    dY = np.ascontiguousarray(dy.transpose(1, 0, 2, 3))
+    dY = dY.reshape(F, N * Ho * Wo)  # (F, N Ho Wo)
+    dW = (dY @ cache.cols.T).reshape(W.shape)  # dWm = dY cols^T
+    dcols = W.reshape(F, C * kh * kw).T @ dY  # (C kh kw, N Ho Wo)
     dx = _col2im(dcols, x.shape, kh, kw, stride, pad)
     return dx, dW, dY.sum(axis=1)
 
@@ -316,12 +335,13 @@ def maxpool_forward(x, size=2, stride=2):
 
 
 def maxpool_backward(dout, cache):
-    """dx[n, c, h, w] = sum of dout[n, c, i, j] over the windows (i, j) whose argmax is (h, w).
+    """dx[n, c, h, w] = sum of dout[n, c, i, j] over the windows (i, j)
+    whose argmax is (h, w).
 
-    The max is not differentiable at a tie; there the first maximum of the window in
-    row-major order gets the whole gradient. Overlapping windows add up.
-    Parameters: dout (N, C, Ho, Wo); cache from maxpool_forward. Returns: dx (N, C, H, W).
-    Derived in chapter 7.
+    The max is not differentiable at a tie; there the first maximum of the
+    window in row-major order gets the whole gradient. Overlapping windows
+    add up. Parameters: dout (N, C, Ho, Wo); cache from maxpool_forward.
+    Returns: dx (N, C, H, W). Derived in chapter 7.
     """
     cache = check_cache("maxpool_backward", cache, MaxpoolCache)
     x, size, stride, idx = cache.x, cache.size, cache.stride, cache.idx
@@ -329,9 +349,10 @@ def maxpool_backward(dout, cache):
     Ho, Wo = idx.shape[2:]
     dx = np.zeros(x.shape, dout.dtype)
     for k, (p, q) in enumerate(np.ndindex(size, size)):
-        # entry (p, q) of every window receives dout where it was the argmax, else 0
-        entry = dx[:, :, p:p + stride * Ho:stride, q:q + stride * Wo:stride]  # a view
-        if stride >= size:  # windows apart: each pixel in one window at most, so write
+        # entry (p, q) of every window: a strided view of dx
+        entry = dx[:, :, p:p + stride * Ho:stride, q:q + stride * Wo:stride]
+        # it receives dout where it was the argmax, else 0
+        if stride >= size:  # windows apart: a pixel in one window at most
             np.multiply(dout, idx == k, out=entry)
         else:  # overlapping windows add up
             entry += dout * (idx == k)
@@ -382,35 +403,45 @@ def _per_channel(fn, name, v, C):
 
 
 def subsample_forward(x, alpha, b, size=2, stride=2):
-    """z[n, c, i, j] = alpha[c] sum over 0 <= p, q < size of x[n, c, i stride + p, j stride + q] + b[c].
+    """z[n, c, i, j] = alpha[c] S[n, c, i, j] + b[c], S the window sums.
 
-    LeNet's subsampling: each map's window sum times a trainable coefficient, plus
-    a trainable bias; LeNet then applies a squashing activation, a module of its
-    own here. With alpha = 1 / size^2 and b = 0 it is average pooling.
-    Parameters: x (N, C, H, W); alpha (C,), b (C,); size and stride, integers >= 1. No padding.
-    Returns: (z, cache), z (N, C, Ho, Wo), finite whenever alpha size^2 times the window
-    means is. Derived in chapter 7, after LeCun et al. (1998).
+    S[n, c, i, j] = sum over 0 <= p, q < size of x[n, c, i stride + p,
+    j stride + q]. LeNet's subsampling: each map's window sum times a
+    trainable coefficient, plus a trainable bias; LeNet then applies a
+    squashing activation, a module of its own here. With alpha = 1 / size^2
+    and b = 0 it is average pooling.
+    Parameters: x (N, C, H, W); alpha (C,), b (C,); size and stride,
+    integers >= 1. No padding.
+    Returns: (z, cache), z (N, C, Ho, Wo), finite whenever alpha size^2
+    times the window means is. Derived in chapter 7, after LeCun et al.
+    (1998).
     """
-    x, size, stride, _ = _pool_args("subsample_forward", x, size, stride)
-    alpha = _per_channel("subsample_forward", "alpha", alpha, x.shape[1])
-    b = _per_channel("subsample_forward", "b", b, x.shape[1])
-    m = _window_mean(x, size, stride)  # (N, C, Ho, Wo); alpha times the sum is (alpha size^2) times the mean
+    fn = "subsample_forward"
+    x, size, stride, _ = _pool_args(fn, x, size, stride)
+    alpha = _per_channel(fn, "alpha", alpha, x.shape[1])  # (C, 1, 1)
+    b = _per_channel(fn, "b", b, x.shape[1])
+    # alpha S = (alpha size^2) m, with m the window means: no sum overflows
+    m = _window_mean(x, size, stride)  # (N, C, Ho, Wo)
     z = (size * size) * alpha * m + b
     return z, SubsampleCache(m, alpha[:, 0, 0], size, stride, x.shape)
 
 
 def subsample_backward(dz, cache):
-    """dx = alpha dz copied to every entry of its window; dalpha[c] = sum_{n, i, j} dz S; db[c] = sum_{n, i, j} dz.
+    """dx = alpha dz upsampled; dalpha[c] = sum dz S; db[c] = sum dz.
 
-    S is the window sum, size^2 times the window mean kept in the cache. Overlapping windows add up.
+    Every entry of a window gets alpha times that window's dz (overlapping
+    windows add up); the sums run over n, i, j; S, the window sums, are
+    size^2 times the window means kept in the cache.
     Parameters: dz (N, C, Ho, Wo); cache from subsample_forward.
-    Returns: (dx, dalpha, db), of shapes (N, C, H, W), (C,), (C,). Derived in chapter 7.
+    Returns: (dx, dalpha, db), of shapes (N, C, H, W), (C,), (C,).
+    Derived in chapter 7.
     """
     cache = check_cache("subsample_backward", cache, SubsampleCache)
     m, alpha, size, stride = cache.m, cache.alpha, cache.size, cache.stride
     dz = _upstream("subsample_backward", "dz", dz, m.shape)
     dS = dz * alpha[:, None, None]  # z = alpha S + b, so dz/dS = alpha
-    dwin = np.broadcast_to(dS, (size, size) + dS.shape)  # every entry of a window gets its dS: upsampling
+    # each entry (p, q) of a window gets its window's dS: upsampling
+    dwin = np.broadcast_to(dS, (size, size) + dS.shape)
     dx = _add_windows(dwin, np.zeros(cache.x_shape, dS.dtype), stride)
     dalpha = (size * size) * np.sum(dz * m, axis=(0, 2, 3))
     return dx, dalpha, dz.sum(axis=(0, 2, 3))
