@@ -222,7 +222,11 @@ def batchnorm_backward_steps(dout, cache):
     Returns: (dx, dgamma, dbeta) of shapes (N, D), (D,), (D,). Derived in chapter 9.
     """
     fn = "batchnorm_backward_steps"
-    dout, xhat, std, gamma, training = _bn_cache(fn, dout, cache)
+    return _bn_backward_steps(fn, *_bn_cache(fn, dout, cache))
+
+
+def _bn_backward_steps(fn, dout, xhat, std, gamma, training):
+    """The graph walk on arrays already checked for shape; NaN in dout is caught through dbeta."""
     n = xhat.shape[0]
     with np.errstate(over="ignore", invalid="ignore"):
         dbeta = dout.sum(axis=0)  # y = gamma xhat + beta: beta was broadcast over the batch
@@ -230,17 +234,16 @@ def batchnorm_backward_steps(dout, cache):
     dgamma = (dout * xhat).sum(axis=0)  # gamma was broadcast too
     dxhat = dout * gamma
     dxc = dxhat / std  # xhat = xc / std, the branch into xc
-    if not training:  # mu and var are constants: the graph ends at xc = x - running_mean
-        return dxc, dgamma, dbeta
-    xc = xhat * std  # (N, D), recomputed: the cache keeps xhat and std
-    dstd = -(dxhat * xc).sum(axis=0) / (std * std)  # the branch of xhat = xc / std into std
-    dvar = dstd / (2.0 * std)  # std = sqrt(var + eps)
-    dsq = np.broadcast_to(dvar / n, xc.shape)  # var = (1/N) sum_n xc^2: a sum becomes a broadcast
-    dxc = dxc + 2.0 * xc * dsq  # the branch through xc^2; the two branches into xc add
-    dmu = -dxc.sum(axis=0)  # xc = x - mu, mu broadcast over the batch
-    dx = dxc + np.broadcast_to(dmu / n, xc.shape)  # mu = (1/N) sum_n x, and x's direct branch
-    _finite_result(fn, "gradient dx", dx)
-    return dx, dgamma, dbeta
+    if training:  # (in inference mu and var are constants: the graph ends at xc = x - running_mean)
+        xc = xhat * std  # (N, D), recomputed: the cache keeps xhat and std
+        dstd = -(dxhat * xc).sum(axis=0) / (std * std)  # the branch of xhat = xc / std into std
+        dvar = dstd / (2.0 * std)  # std = sqrt(var + eps)
+        dsq = np.broadcast_to(dvar / n, xc.shape)  # var = (1/N) sum_n xc^2: a sum becomes a broadcast
+        dxc = dxc + 2.0 * xc * dsq  # the branch through xc^2; the two branches into xc add
+        dmu = -dxc.sum(axis=0)  # xc = x - mu, mu broadcast over the batch
+        dxc = dxc + np.broadcast_to(dmu / n, xc.shape)  # mu = (1/N) sum_n x, and x's direct branch
+    _finite_result(fn, "gradient dx", dxc)
+    return dxc, dgamma, dbeta
 
 
 def _scaled_row_stats(x, eps):
