@@ -40,10 +40,12 @@ from bplib._validate import as_float_array, check_cache, check_real, check_shape
 
 
 class BatchnormCache(NamedTuple):
-    """What both batch norm backwards need: xhat (N, D), std = sqrt(var + eps) (D,),
-    gamma (D,), and whether the batch statistics were used (training)."""
+    """What both batch norm backwards need: the input x (N, D), the mean mu and
+    std = sqrt(var + eps) that normalized it (D,), so that xhat = (x - mu) / std, gamma
+    (D,), and whether the batch statistics were used (training)."""
 
-    xhat: np.ndarray
+    x: np.ndarray
+    mu: np.ndarray
     std: np.ndarray
     gamma: np.ndarray
     training: bool
@@ -51,10 +53,15 @@ class BatchnormCache(NamedTuple):
 
 
 class LayernormCache(NamedTuple):
-    """What layernorm_backward needs: xhat (N, D), inv = 1 / sqrt(var_n + eps) (N, 1) and gamma (D,)."""
+    """What layernorm_backward needs: the input x (N, D), each row's mean mu and
+    inv = 1 / sqrt(var + eps) (N, 1), so that xhat = (x - mu) inv, and gamma (D,). For a
+    row scaled before squaring, x holds the row divided by ``scale`` (N, 1), and mu and
+    inv belong to that row; the true inv is inv / scale (scale is 1 otherwise)."""
 
-    xhat: np.ndarray
+    x: np.ndarray
+    mu: np.ndarray
     inv: np.ndarray
+    scale: object
     gamma: np.ndarray
     made_by = "layernorm_forward"
 
@@ -95,6 +102,32 @@ def _row_sums(a):
         return (a @ np.ones(a.shape[1], dtype=a.dtype))[:, None]
 
 
+def _two_arrays(shape, dtype):
+    """Two new arrays of the given shape and dtype, from one allocation.
+
+    With glibc's default allocator, a large temporary freed while a large result
+    lives on is handed back to the system and faulted in again at every call, which
+    can cost more than the arithmetic; a single block is reused instead. The first
+    array (the result) keeps the second one's memory alive while it lives.
+    """
+    block = np.empty((2,) + tuple(shape), dtype=dtype)
+    return block[0], block[1]
+
+
+def _check_output(fn, out, gamma, beta, xhat_bound):
+    """Refuse an output y = gamma xhat + beta that overflowed, cheaply when |xhat| is bounded.
+
+    |y| <= |gamma| xhat_bound + |beta| (a (D,) bound); below half the largest float, y
+    cannot have overflowed, and no pass over y is needed. xhat_bound None: check y itself.
+    """
+    if xhat_bound is not None:
+        with np.errstate(over="ignore", invalid="ignore"):
+            bound = np.max(np.abs(gamma) * xhat_bound + np.abs(beta), initial=0.0)
+        if bound < np.finfo(out.dtype).max / 2:
+            return
+    _finite_result(fn, "output", out)
+
+
 def _finite_result(fn, what, out, sums=None):
     """Refuse a result that overflowed (the true value is beyond the dtype), checked through its column sums."""
     if not np.all(np.isfinite(_column_sums(out) if sums is None else sums)) and not np.all(np.isfinite(out)):
@@ -129,31 +162,39 @@ def _bn_args(fn, x, gamma, beta, running_mean, running_var, n):
 
 
 def _bn_core(fn, x, gamma, beta, running_mean, running_var, training, momentum, eps):
-    """The batch norm forward on x (N, D), checked for NaN through the batch sums; no other validation."""
+    """The batch norm forward on x (N, D), checked for NaN through the batch sums.
+
+    One new (N, D) array: it holds x - mu, then xhat, then y. The cache keeps x and the
+    statistics instead of xhat: with glibc's allocator, two fresh large arrays that
+    outlive a call are given back to the system together and faulted in again at the
+    next call, which costs more than recomputing xhat in the backward pass.
+    """
     n = x.shape[0]
     if training:
         mu = _column_sums(x) / n  # (D,), the batch mean
         _finite(fn, "x", x, mu)
-        xhat = x - mu  # (N, D): x - mu now, xhat after the division below
+        out = x - mu  # (N, D)
         with np.errstate(over="ignore"):
-            var = np.einsum("nd,nd->d", xhat, xhat) / n  # (D,), the biased batch variance
+            var = np.einsum("nd,nd->d", out, out) / n  # (D,), the biased batch variance
         if not np.all(np.isfinite(var)):
             raise ValueError(f"{fn}: argument 'x' has a batch variance beyond the range of {x.dtype} "
-                             f"(largest |x - mean| {np.max(np.abs(xhat)):.3g}); the running variance could not "
+                             f"(largest |x - mean| {np.max(np.abs(out)):.3g}); the running variance could not "
                              f"hold it: scale x down or use float64")
         new_mean = (1.0 - momentum) * running_mean + momentum * mu
         new_var = (1.0 - momentum) * running_var + momentum * var * (n / (n - 1))
     else:
         _finite(fn, "x", x, _column_sums(x))
-        xhat, var = x - running_mean, running_var
+        mu, var = running_mean, running_var
+        out = x - mu
         new_mean, new_var = running_mean.copy(), running_var.copy()
     std = np.sqrt(var + eps)  # (D,)
-    xhat *= 1.0 / std  # in place: the array was made above
+    out *= 1.0 / std  # xhat, in place: the array was made above
     with np.errstate(over="ignore", invalid="ignore"):
-        out = xhat * gamma
+        out *= gamma  # y = gamma xhat + beta
         out += beta
-    _finite_result(fn, "output", out)
-    return out, new_mean, new_var, BatchnormCache(xhat, std, gamma, training)
+    # in training, sum_n xhat^2 <= N, so |xhat| <= sqrt(N); in inference xhat is unbounded
+    _check_output(fn, out, gamma, beta, np.sqrt(n) if training else None)
+    return out, new_mean, new_var, BatchnormCache(x, mu, std, gamma, training)
 
 
 def batchnorm_forward(x, gamma, beta, running_mean, running_var, training=True, momentum=0.1, eps=1e-5):
@@ -179,21 +220,23 @@ def batchnorm_forward(x, gamma, beta, running_mean, running_var, training=True, 
 def _bn_cache(fn, dout, cache):
     c = check_cache(fn, cache, BatchnormCache)
     dout = as_float_array(fn, "dout", dout, ndim=2, finite=False)
-    check_shape(fn, "dout", dout, c.xhat.shape)
-    return dout, c.xhat, c.std, c.gamma, c.training
+    check_shape(fn, "dout", dout, c.x.shape)
+    return dout, c.x, c.mu, c.std, c.gamma, c.training
 
 
-def _bn_backward(fn, dout, xhat, std, gamma, training):
-    """The compact formula, on arrays already checked for shape; NaN in dout is caught through dbeta."""
+def _bn_backward(fn, dout, x, mu, std, gamma, training):
+    """The compact formula, on arrays checked for shape (NaN is caught via dbeta)."""
     n = dout.shape[0]
     dbeta = _column_sums(dout)  # (D,)
     _finite(fn, "dout", dout, dbeta)
+    dx = x - mu  # one new (N, D) array: xhat first, then dx
+    dx *= 1.0 / std
     with np.errstate(over="ignore", invalid="ignore"):
-        dgamma = np.einsum("nd,nd->d", dout, xhat)  # (D,), sum_n dout xhat without an (N, D) product
+        dgamma = np.einsum("nd,nd->d", dout, dx)  # (D,), sum_n dout xhat
         if not training:  # the running statistics are constants: y is affine in x
-            dx = dout * (gamma / std)
-        else:  # dx = gamma / (N std) [N dout - dbeta - xhat dgamma], built in one new array
-            dx = xhat * (-dgamma / n)
+            np.multiply(dout, gamma / std, out=dx)
+        else:  # dx = gamma / (N std) [N dout - dbeta - xhat dgamma]
+            dx *= -dgamma / n
             dx += dout
             dx -= dbeta / n
             dx *= gamma / std
@@ -225,37 +268,41 @@ def batchnorm_backward_steps(dout, cache):
     return _bn_backward_steps(fn, *_bn_cache(fn, dout, cache))
 
 
-def _bn_backward_steps(fn, dout, xhat, std, gamma, training):
-    """The graph walk on arrays already checked for shape; NaN in dout is caught through dbeta."""
-    n = xhat.shape[0]
+def _bn_backward_steps(fn, dout, x, mu, std, gamma, training):
+    """The graph walk, on arrays already checked for shape (NaN is caught via dbeta)."""
+    n = x.shape[0]
+    xc = x - mu  # the forward's nodes, recomputed from the cache
+    xhat = xc / std
     with np.errstate(over="ignore", invalid="ignore"):
-        dbeta = dout.sum(axis=0)  # y = gamma xhat + beta: beta was broadcast over the batch
+        dbeta = dout.sum(axis=0)  # y = gamma xhat + beta: beta was broadcast, so sum
     _finite(fn, "dout", dout, dbeta)
     dgamma = (dout * xhat).sum(axis=0)  # gamma was broadcast too
     dxhat = dout * gamma
-    dxc = dxhat / std  # xhat = xc / std, the branch into xc
-    if training:  # (in inference mu and var are constants: the graph ends at xc = x - running_mean)
-        xc = xhat * std  # (N, D), recomputed: the cache keeps xhat and std
-        dstd = -(dxhat * xc).sum(axis=0) / (std * std)  # the branch of xhat = xc / std into std
+    dxc = dxhat / std  # xhat = xc / std: the branch into xc
+    if training:  # (in inference the graph ends at xc = x - running_mean)
+        dstd = -(dxhat * xc).sum(axis=0) / (std * std)  # the branch into std
         dvar = dstd / (2.0 * std)  # std = sqrt(var + eps)
-        dsq = np.broadcast_to(dvar / n, xc.shape)  # var = (1/N) sum_n xc^2: a sum becomes a broadcast
-        dxc = dxc + 2.0 * xc * dsq  # the branch through xc^2; the two branches into xc add
+        dsq = np.broadcast_to(dvar / n, xc.shape)  # var = mean_n xc^2: a broadcast
+        dxc = dxc + 2.0 * xc * dsq  # the branch through xc^2; two branches add
         dmu = -dxc.sum(axis=0)  # xc = x - mu, mu broadcast over the batch
-        dxc = dxc + np.broadcast_to(dmu / n, xc.shape)  # mu = (1/N) sum_n x, and x's direct branch
+        dxc = dxc + np.broadcast_to(dmu / n, xc.shape)  # mu = mean_n x; and x itself
     _finite_result(fn, "gradient dx", dxc)
     return dxc, dgamma, dbeta
 
 
-def _scaled_row_stats(x, eps):
-    """(xhat, inv) of each row of x, computed on x divided by its largest magnitude, which cannot overflow."""
+def _scaled_rows(x, eps):
+    """(r, mu_r, inv_r, scale): each row of x divided by its largest magnitude (which
+    cannot overflow), its mean and 1 / sqrt(var + eps) of x as seen on that scale."""
     s = np.max(np.abs(x), axis=1, keepdims=True)  # (N, 1)
     s[s == 0] = 1.0
     r = x / s  # every entry in [-1, 1]
-    r -= r.mean(axis=1, keepdims=True)
-    var_r = (r * r).mean(axis=1, keepdims=True)  # var / s^2
-    flat = var_r == 0  # a constant row: xhat = 0 and inv = 1 / sqrt(eps), where eps / s^2 may underflow
-    std_r = np.where(flat, 1.0, np.sqrt(var_r + (eps / s) / s))  # sqrt(var + eps) / s
-    return r / std_r, np.where(flat, 1.0 / np.sqrt(eps), (1.0 / std_r) / s)
+    mu_r = r.mean(axis=1, keepdims=True)
+    var_r = ((r - mu_r) ** 2).mean(axis=1, keepdims=True)  # var / s^2
+    # sqrt(var + eps) / s; for a constant row eps / s^2 may underflow, and inv = 1 / sqrt(eps)
+    flat = var_r == 0
+    with np.errstate(divide="ignore", under="ignore"):
+        inv_r = np.where(flat, 1.0, 1.0 / np.sqrt(var_r + (eps / s) / s))
+    return r, mu_r, inv_r, np.where(flat, np.sqrt(eps), s)
 
 
 def layernorm_forward(x, gamma, beta, eps=1e-5):
@@ -272,23 +319,24 @@ def layernorm_forward(x, gamma, beta, eps=1e-5):
     if x.shape[1] < 1:
         raise ValueError(f"{fn}: argument 'x' must have at least one feature, got shape {x.shape}")
     gamma, beta = _features(fn, x, 1, ("gamma", gamma), ("beta", beta))
-    d = x.shape[1]
+    d, scale = x.shape[1], 1.0
     mu = _row_sums(x) / d  # (N, 1)
     with np.errstate(over="ignore", invalid="ignore"):
-        xhat = x - mu  # x - mu now, xhat after the division below
-        var = np.einsum("nd,nd->n", xhat, xhat)[:, None] / d  # (N, 1), the biased variance of each row
-    if np.all(np.isfinite(mu)) and np.all(np.isfinite(var)):
-        inv = 1.0 / np.sqrt(var + eps)
-        xhat *= inv
-    else:
+        out = x - mu  # (N, D), the one new array: x - mu, then xhat, then y
+        var = np.einsum("nd,nd->n", out, out)[:, None] / d  # (N, 1), biased, per row
+    if not (np.all(np.isfinite(mu)) and np.all(np.isfinite(var))):
         if not np.all(np.isfinite(x)):
             raise ValueError(f"{fn}: argument 'x' contains NaN or infinity")
-        xhat, inv = _scaled_row_stats(x, eps)
+        x, mu, inv, scale = _scaled_rows(x, eps)  # the squares overflowed: rescale
+        np.subtract(x, mu, out=out)
+    else:
+        inv = 1.0 / np.sqrt(var + eps)
+    out *= inv
     with np.errstate(over="ignore", invalid="ignore"):
-        out = xhat * gamma
+        out *= gamma
         out += beta
-    _finite_result(fn, "output", out)
-    return out, LayernormCache(xhat, inv, gamma)
+    _check_output(fn, out, gamma, beta, np.sqrt(d))  # sum_d xhat^2 <= D in every row
+    return out, LayernormCache(x, mu, inv, scale, gamma)
 
 
 def layernorm_backward(dout, cache):
@@ -299,22 +347,25 @@ def layernorm_backward(dout, cache):
     Returns: (dx, dgamma, dbeta) of shapes (N, D), (D,), (D,). Derived in chapter 9.
     """
     fn = "layernorm_backward"
-    cache = check_cache(fn, cache, LayernormCache)
-    xhat, inv, gamma = cache.xhat, cache.inv, cache.gamma
+    c = check_cache(fn, cache, LayernormCache)
     dout = as_float_array(fn, "dout", dout, ndim=2, finite=False)
-    check_shape(fn, "dout", dout, xhat.shape)
+    check_shape(fn, "dout", dout, c.x.shape)
     dbeta = _column_sums(dout)  # (D,)
     _finite(fn, "dout", dout, dbeta)
-    d = dout.shape[1]
+    d, gamma = dout.shape[1], c.gamma
+    dx, dxhat = _two_arrays(dout.shape, np.result_type(dout, c.x, gamma))
+    np.subtract(c.x, c.mu, out=dx)  # xhat first, then dx
+    dx *= c.inv
     with np.errstate(over="ignore", invalid="ignore"):
-        dgamma = np.einsum("nd,nd->d", dout, xhat)
-        dxhat = dout * gamma  # (N, D)
-        mean_dxhat = _row_sums(dxhat) / d  # (N, 1)
-        mean_dxhat_xhat = np.einsum("nd,nd->n", dxhat, xhat)[:, None] / d
-        dx = xhat * mean_dxhat_xhat  # dx = inv (dxhat - mean dxhat - xhat mean(dxhat xhat)), in one new array
-        np.subtract(dxhat, dx, out=dx)
+        dgamma = np.einsum("nd,nd->d", dout, dx)  # sum_n dout xhat
+        # dx = inv (dxhat - mean_d dxhat - xhat mean_d(dxhat xhat)), with dxhat = gamma dout
+        np.multiply(dout, gamma, out=dxhat)
+        mean_dxhat = (dout @ gamma)[:, None] / d  # (N, 1), the row means of dxhat
+        mean_dxhat_xhat = np.einsum("nd,nd->n", dxhat, dx)[:, None] / d
+        dx *= -mean_dxhat_xhat
+        dx += dxhat
         dx -= mean_dxhat
-        dx *= inv
+        dx *= c.inv / c.scale
     _finite_result(fn, "gradient dgamma", dgamma, dgamma)
     _finite_result(fn, "gradient dx", dx)
     return dx, dgamma, dbeta
@@ -359,6 +410,6 @@ def spatial_batchnorm_backward(dout, cache):
     cache = check_cache(fn, cache, SpatialBatchnormCache)
     dout = as_float_array(fn, "dout", dout, ndim=4, finite=False)
     check_shape(fn, "dout", dout, cache.shape)
-    dout, xhat, std, gamma, training = _bn_cache(fn, _to_rows(dout), check_cache(fn, cache.inner, BatchnormCache))
-    dx, dgamma, dbeta = _bn_backward(fn, dout, xhat, std, gamma, training)
+    inner = check_cache(fn, cache.inner, BatchnormCache)
+    dx, dgamma, dbeta = _bn_backward(fn, *_bn_cache(fn, _to_rows(dout), inner))
     return _from_rows(dx, cache.shape), dgamma, dbeta

@@ -182,10 +182,12 @@ def rnn_step_forward(x, h_prev, Wx, Wh, b):
 
 
 def rnn_step_backward(dh_next, cache):
-    """da = dh_next (1 - h_next^2); dx = da Wx^T, dh_prev = da Wh^T, dWx = x^T da, dWh = h_prev^T da, db = sum_n da.
+    """da = dh_next (1 - h_next^2); dx = da Wx^T, dh_prev = da Wh^T, dWx = x^T da, ...
 
+    ... dWh = h_prev^T da, db = sum_n da.
     Parameters: dh_next (N, Dh); cache from rnn_step_forward.
-    Returns: (dx (N, D), dh_prev (N, Dh), dWx (D, Dh), dWh (Dh, Dh), db (Dh,)). Derived in chapter 8.
+    Returns: (dx (N, D), dh_prev (N, Dh), dWx (D, Dh), dWh (Dh, Dh), db (Dh,)).
+    Derived in chapter 8.
     """
     fn = "rnn_step_backward"
     c = check_cache(fn, cache, RnnStepCache)
@@ -217,13 +219,14 @@ def rnn_forward(x, h0, Wx, Wh, b):
 
 
 def _rnn_bptt(dh, c, carry):
-    """BPTT on checked arguments; carry[t] scales what step t sends back into step t - 1 (or into h0)."""
+    """BPTT on checked arguments; carry[t] scales what step t sends back to t - 1."""
     da = np.empty(c.h.shape, dtype=np.result_type(dh, c.h))  # (N, T, Dh)
     back = np.zeros_like(c.h0)  # (N, Dh): nothing comes back from after step T
     for t in reversed(range(c.h.shape[1])):
         h_t = c.h[:, t]
-        np.multiply(dh[:, t] + back, 1.0 - h_t * h_t, out=da[:, t])  # total dL/dh_t through tanh'
-        back = float(carry[t]) * (da[:, t] @ c.Wh.T)  # into h_{t-1}
+        # the total dL/dh_t is dh[:, t] + back; through tanh' = 1 - h_t^2
+        np.multiply(dh[:, t] + back, 1.0 - h_t * h_t, out=da[:, t])
+        back = float(carry[t]) * (da[:, t] @ c.Wh.T)  # into h_{t-1} (for t = 0, h0)
     return (da @ c.Wx.T, back, *_weight_grads(c.x, _before(c.h0, c.h), da))
 
 
@@ -306,13 +309,19 @@ def _lstm_cell(a, c_prev):
 
 
 def _lstm_cell_back(dh, dc, gates, c_prev, tc):
-    """(da (N, 4Dh), dc_prev (N, Dh)) of one step, given dh = dL/dh_t and dc, what reaches c_t along the cell."""
+    """(da (N, 4Dh), dc_prev (N, Dh)) of one step.
+
+    dh is the total dL/dh_t; dc is what reaches c_t along the cell from step t+1.
+    """
     i, f, g, o = np.split(gates, 4, axis=1)
-    dc = dc + dh * o * (1.0 - tc * tc)  # the total dL/dc_t: along the cell, plus through h_t = o tanh(c_t)
-    # Through the gates' nonlinearities: sigma' = s (1 - s) for i, f, o; tanh' = 1 - g^2 for g.
-    da = np.concatenate([dc * g * i * (1.0 - i), dc * c_prev * f * (1.0 - f), dc * i * (1.0 - g * g),
-                         dh * tc * o * (1.0 - o)], axis=1)
-    return da, dc * f  # the cell path: only the forget gate multiplies what goes back along it
+    dc = dc + dh * o * (1.0 - tc * tc)  # total dL/dc_t: the cell, and h_t = o tanh c_t
+    # through the nonlinearities: sigma' = s (1 - s) for i, f, o; tanh' = 1 - g^2 for g
+    da_i = dc * g * i * (1.0 - i)
+    da_f = dc * c_prev * f * (1.0 - f)
+    da_g = dc * i * (1.0 - g * g)
+    da_o = dh * tc * o * (1.0 - o)
+    da = np.concatenate([da_i, da_f, da_g, da_o], axis=1)
+    return da, dc * f  # along the cell, only the forget gate multiplies
 
 
 def lstm_step_forward(x, h_prev, c_prev, Wx, Wh, b):
@@ -407,69 +416,83 @@ def lstm_backward(dh, cache, dc=None, carry=None):
 def truncated_bptt(x, h0, Wx, Wh, b, k, chunk_grad, *, cell="rnn", c0=None):
     """Truncated BPTT streamed: forward then backward one chunk of k steps at a time.
 
-    The state at the end of a chunk (h, and the LSTM's c) starts the next chunk as
-    a constant, so no gradient crosses a chunk boundary and only one chunk's cache
-    is alive at a time: memory grows with k, not with T. The weight gradients equal
-    rnn_truncated_backward's for the same k; with k >= T they are full BPTT's.
-    Parameters: x (N, T, D); h0 (N, Dh); Wx, Wh, b as rnn_forward (cell="rnn") or
-    lstm_forward (cell="lstm"); k >= 1; chunk_grad(start, h_chunk) -> dh_chunk, a function
-    given the chunk's first step and its hidden states (N, k', Dh) that returns their
-    upstream gradient (N, k', Dh), for example from a loss on a read-out; c0 (LSTM only).
-    Returns: a TruncatedBptt (dWx, dWh, db, h, c), the gradients summed over the chunks and
-    the final states h (N, Dh) and c (N, Dh; None for an RNN). Derived in chapter 8.
+    The state at the end of a chunk (h, and the LSTM's c) starts the next chunk
+    as a constant, so no gradient crosses a chunk boundary and only one chunk's
+    cache is alive at a time: memory grows with k, not with T. The weight
+    gradients equal rnn_truncated_backward's for the same k; with k >= T they
+    are full BPTT's.
+    Parameters: x (N, T, D); h0 (N, Dh); Wx, Wh, b as rnn_forward (cell="rnn")
+    or lstm_forward (cell="lstm"); k >= 1; chunk_grad(start, h_chunk), a function
+    given the chunk's first step and its hidden states (N, k', Dh), that returns
+    their upstream gradient (N, k', Dh), for example from a loss on a read-out;
+    c0, the LSTM's initial cell state (zero if None).
+    Returns: a TruncatedBptt (dWx, dWh, db, h, c): the gradients summed over the
+    chunks, and the final states h (N, Dh) and c (N, Dh; None for an RNN).
+    Derived in chapter 8.
     """
     fn = "truncated_bptt"
-    if cell not in ("rnn", "lstm"):
-        raise ValueError(f"{fn}: argument 'cell' must be 'rnn' or 'lstm', got {cell!r}")
-    if cell == "rnn" and c0 is not None:
-        raise ValueError(f"{fn}: argument 'c0' is the LSTM's cell state; the RNN has none (use cell='lstm')")
-    x, h, Wx, Wh, b = _params(fn, x, h0, Wx, Wh, b, gates=4 if cell == "lstm" else 1, x_ndim=3, h_name="h0")
-    k = check_int(fn, "k", k, minimum=1)
-    if not callable(chunk_grad):
-        raise TypeError(f"{fn}: argument 'chunk_grad' must be a function (start, h_chunk) -> dh_chunk, got "
-                        f"{type(chunk_grad).__name__}")
-    c = _cell_state(fn, "c0", c0, h) if cell == "lstm" else None
+    lstm = _stream_args(fn, cell, k, chunk_grad, c0)
+    x, h, Wx, Wh, b = _params(fn, x, h0, Wx, Wh, b, gates=4 if lstm else 1, x_ndim=3,
+                              h_name="h0")
+    c = _cell_state(fn, "c0", c0, h) if lstm else None
     grads = [np.zeros_like(Wx), np.zeros_like(Wh), np.zeros_like(b)]
     for s in range(0, x.shape[1], k):
-        if cell == "lstm":
-            hs, c_next, cache = _quietly(_lstm_sequence, fn, x[:, s : s + k], h, Wx, Wh, b, c)
+        x_chunk = x[:, s : s + k]
+        if lstm:
+            hs, c_next, cache = _quietly(_lstm_sequence, fn, x_chunk, h, Wx, Wh, b, c)
         else:
-            hs, cache = _quietly(_rnn_sequence, fn, x[:, s : s + k], h, Wx, Wh, b)
+            hs, cache = _quietly(_rnn_sequence, fn, x_chunk, h, Wx, Wh, b)
         dhs = _upstream(fn, f"chunk_grad({s}, ...)", chunk_grad(s, hs.copy()), hs.shape)
-        ones = np.ones(hs.shape[1])
-        if cell == "lstm":
-            chunk = _quietly(_lstm_bptt, dhs, np.zeros_like(c), cache, ones)
-            h, c = hs[:, -1].copy(), c_next
+        no_cut = np.ones(hs.shape[1])  # full BPTT inside the chunk
+        if lstm:
+            chunk = _quietly(_lstm_bptt, dhs, np.zeros_like(c), cache, no_cut)
+            c = c_next
         else:
-            chunk = _quietly(_rnn_bptt, dhs, cache, ones)
-            h = hs[:, -1].copy()
-        for total, g in zip(grads, chunk[2:5]):
+            chunk = _quietly(_rnn_bptt, dhs, cache, no_cut)
+        h = hs[:, -1].copy()  # the next chunk starts here, as a constant
+        for total, g in zip(grads, chunk[2:5]):  # dWx, dWh, db
             total += g
     return TruncatedBptt(*_finite_grads(fn, grads), h, c)
 
 
-def clip_grad_norm(grads, max_norm):
-    """g <- g min(1, max_norm / ||g||), with ||g|| the global norm sqrt(sum over all arrays of sum g^2).
+def _stream_args(fn, cell, k, chunk_grad, c0):
+    """Check truncated_bptt's options; True for an LSTM."""
+    if cell not in ("rnn", "lstm"):
+        raise ValueError(f"{fn}: argument 'cell' must be 'rnn' or 'lstm', got {cell!r}")
+    if cell == "rnn" and c0 is not None:
+        raise ValueError(f"{fn}: argument 'c0' is the LSTM's cell state; the RNN has none (use cell='lstm')")
+    check_int(fn, "k", k, minimum=1)
+    if not callable(chunk_grad):
+        raise TypeError(f"{fn}: argument 'chunk_grad' must be a function (start, h_chunk) -> dh_chunk, got "
+                        f"{type(chunk_grad).__name__}")
+    return cell == "lstm"
 
-    Global-norm clipping (Pascanu et al. 2013) keeps the direction of the whole
-    gradient. Parameters: grads, a dict from name to array (not modified);
-    max_norm > 0. Returns: (clipped, total_norm), clipped a new dict of new
-    arrays, total_norm the global norm before clipping (a float; inf when it exceeds
-    the float64 range, the clipped arrays are right even then). Derived in chapter 8.
+
+def clip_grad_norm(grads, max_norm):
+    """g <- g min(1, max_norm / ||g||), ||g|| the global norm over all the arrays.
+
+    ||g|| = sqrt(sum over the arrays of sum g^2). Global-norm clipping (Pascanu et
+    al. 2013) keeps the direction of the whole gradient. Parameters: grads, a dict
+    from name to array (not modified); max_norm > 0. Returns: (clipped, total_norm),
+    clipped a new dict of new arrays, total_norm the global norm before clipping (a
+    float; inf when it exceeds the float64 range, and the clipped arrays are right
+    even then). Derived in chapter 8.
     """
     fn = "clip_grad_norm"
     if not isinstance(grads, dict):
-        raise TypeError(f"{fn}: argument 'grads' must be a dict from name to array, got {type(grads).__name__}")
+        got = type(grads).__name__
+        raise TypeError(f"{fn}: argument 'grads' must be a dict of arrays, got {got}")
     max_norm = check_real(fn, "max_norm", max_norm, low=0, low_open=True)
-    arrays = {name: as_float_array(fn, f"grads[{name!r}]", g) for name, g in grads.items()}
-    # Divide by the largest entry before squaring, so that neither huge nor tiny gradients over- or underflow.
-    big = max((float(np.max(np.abs(g))) for g in arrays.values() if g.size), default=0.0)
+    arrays = {k: as_float_array(fn, f"grads[{k!r}]", g) for k, g in grads.items()}
+    # Divide by the largest entry before squaring: no overflow or underflow.
+    big = max((float(np.abs(g).max()) for g in arrays.values() if g.size), default=0.0)
     if big == 0:
-        return {name: g.copy() for name, g in arrays.items()}, 0.0
-    root = float(np.sqrt(sum(np.sum(np.square(g / big, dtype=np.float64)) for g in arrays.values())))  # ||g|| / big
+        return {k: g.copy() for k, g in arrays.items()}, 0.0
+    squares = (np.sum(np.square(g / big, dtype=np.float64)) for g in arrays.values())
+    root = float(np.sqrt(sum(squares)))  # ||g|| / big
     with np.errstate(over="ignore"):
         total = big * root
     if total <= max_norm:
-        return {name: g.copy() for name, g in arrays.items()}, total
+        return {k: g.copy() for k, g in arrays.items()}, total
     factor = max_norm / root  # g max_norm / ||g|| = (g / big) (max_norm / root)
-    return {name: ((g / big) * factor).astype(g.dtype, copy=False) for name, g in arrays.items()}, total
+    return {k: ((g / big) * factor).astype(g.dtype) for k, g in arrays.items()}, total
