@@ -484,7 +484,6 @@ class LayerNorm(_Parametrized):
 # --- Chapter 5: dropout as a module. Its pure pair lives in bplib.autodiff (chapter 10), ---
 # --- which sits below nn in DESIGN.md's import order, like the other op modules.         ---
 from bplib import autodiff  # noqa: E402  (kept with the block it serves)
-from bplib._validate import check_real  # noqa: E402
 
 
 class Dropout(_Wrapped):

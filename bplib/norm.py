@@ -51,6 +51,21 @@ class BatchnormCache(NamedTuple):
     training: bool
     made_by = "batchnorm_forward"
 
+    @property
+    def xc(self):
+        """x - mu (N, D), the centred input, computed on access."""
+        return self.x - self.mu
+
+    @property
+    def inv(self):
+        """1 / std (D,)."""
+        return 1.0 / self.std
+
+    @property
+    def xhat(self):
+        """(x - mu) / std (N, D), the normalized input, computed on access."""
+        return (self.x - self.mu) / self.std
+
 
 class LayernormCache(NamedTuple):
     """What layernorm_backward needs: the input x (N, D), each row's mean mu and

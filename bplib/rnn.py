@@ -41,6 +41,13 @@ class RnnCache(NamedTuple):
     Wh: np.ndarray
     made_by = "rnn_forward"
 
+    @property
+    def steps(self):
+        """The same cache as one RnnStepCache per step (views, no copies), for a loop of step backwards."""
+        h_prev = _before(self.h0, self.h)
+        return tuple(RnnStepCache(self.x[:, t], h_prev[:, t], self.Wx, self.Wh, self.h[:, t])
+                     for t in range(self.h.shape[1]))
+
 
 class LstmStepCache(NamedTuple):
     """What lstm_step_backward needs: the step's inputs, the weights, the gates (N, 4Dh)
@@ -69,6 +76,13 @@ class LstmCache(NamedTuple):
     Wx: np.ndarray
     Wh: np.ndarray
     made_by = "lstm_forward"
+
+    @property
+    def steps(self):
+        """The same cache as one LstmStepCache per step, for a loop of step backwards."""
+        h_prev, c_prev, tc = _before(self.h0, self.h), _before(self.c0, self.c), np.tanh(self.c)
+        return tuple(LstmStepCache(self.x[:, t], h_prev[:, t], c_prev[:, t], self.Wx, self.Wh,
+                                   self.gates[:, t], tc[:, t]) for t in range(self.h.shape[1]))
 
 
 class TruncatedBptt(NamedTuple):
