@@ -517,3 +517,13 @@ def test_x_too_large_to_sum_is_refused_by_batch_norm():
     x = np.full((8, 2), 3e38, dtype=np.float32)
     with pytest.raises(ValueError, match="^batchnorm_forward: argument 'x' is too large: its sums overflow float32"):
         norm.batchnorm_forward(x, np.ones(2), np.zeros(2), np.zeros(2), np.ones(2))
+
+
+def test_batchnorm_cache_gives_its_nodes_on_access():
+    # The cache keeps x, mu and std; xc, inv and xhat are computed from them when asked for.
+    x, gamma, beta, rm, rv = _fixed()
+    _, _, _, c = norm.batchnorm_forward(x, gamma, beta, rm, rv)
+    mu, var = x.mean(axis=0), x.var(axis=0)
+    np.testing.assert_allclose(c.xc, x - mu, rtol=1e-13, atol=1e-14)
+    np.testing.assert_allclose(c.inv, 1 / np.sqrt(var + EPS), rtol=1e-13)
+    np.testing.assert_allclose(c.xhat, (x - mu) / np.sqrt(var + EPS), rtol=1e-12, atol=1e-13)

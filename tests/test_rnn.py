@@ -804,3 +804,30 @@ def test_random_truncated_backward_bad_inputs(p, rng, error, match):
     h, cache = rnn.rnn_forward(**_valid_args("rnn_forward"))
     with pytest.raises(error, match=f"rnn_random_truncated_backward: {match}"):
         rnn.rnn_random_truncated_backward(h, cache, p, rng)
+
+
+# ---------------------------------------------------------------- the caches' step views
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm"])
+def test_sequence_cache_steps_are_the_step_caches(cell):
+    # cache.steps gives one step cache per step, equal to what the step forward returns, so that a loop of
+    # step backwards over them is the sequence backward (the practice checker relies on it).
+    x, h0, Wx, Wh, b = _fixed_problem(T=4, gates=4 if cell == "lstm" else 1)
+    if cell == "rnn":
+        h, cache = rnn.rnn_forward(x, h0, Wx, Wh, b)
+        h_prev, want = h0, []
+        for t in range(4):
+            h_prev, step = rnn.rnn_step_forward(x[:, t], h_prev, Wx, Wh, b)
+            want.append(step)
+    else:
+        h, _, cache = rnn.lstm_forward(x, h0, Wx, Wh, b)
+        h_prev, c_prev, want = h0, np.zeros_like(h0), []
+        for t in range(4):
+            h_prev, c_prev, step = rnn.lstm_step_forward(x[:, t], h_prev, c_prev, Wx, Wh, b)
+            want.append(step)
+    assert len(cache.steps) == 4
+    for got, ref in zip(cache.steps, want):
+        assert type(got) is type(ref)
+        for a, w in zip(got, ref):
+            np.testing.assert_allclose(a, w, rtol=1e-13, atol=1e-15)
