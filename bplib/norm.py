@@ -23,8 +23,10 @@ Layer norm normalizes each example over its D features instead; spatial batch
 norm treats every pixel of x (N, C, H, W) as an example of its channel's feature.
 
 Speed: sums over the batch are matrix-vector products (BLAS), sums of products
-use einsum (no temporary array), and each function updates in place only the
-arrays it has just created. Range: layer norm scales a row by its largest
+use einsum (no temporary array), each function updates in place only the arrays
+it has just created, and each call makes one large allocation (batch norm keeps
+x and the statistics in its cache and recomputes xhat; layer norm keeps xhat in
+the same block as its output). Range: layer norm scales a row by its largest
 entry before squaring when the plain squares would overflow, so any finite
 input gives a finite output. Batch norm in training mode refuses a batch whose
 variance does not fit in the dtype of ``running_var`` (float32: |x - mean|
@@ -68,15 +70,11 @@ class BatchnormCache(NamedTuple):
 
 
 class LayernormCache(NamedTuple):
-    """What layernorm_backward needs: the input x (N, D), each row's mean mu and
-    inv = 1 / sqrt(var + eps) (N, 1), so that xhat = (x - mu) inv, and gamma (D,). For a
-    row scaled before squaring, x holds the row divided by ``scale`` (N, 1), and mu and
-    inv belong to that row; the true inv is inv / scale (scale is 1 otherwise)."""
+    """What layernorm_backward needs: xhat (N, D), inv = 1 / sqrt(var_n + eps) (N, 1)
+    and gamma (D,)."""
 
-    x: np.ndarray
-    mu: np.ndarray
+    xhat: np.ndarray
     inv: np.ndarray
-    scale: object
     gamma: np.ndarray
     made_by = "layernorm_forward"
 
@@ -120,10 +118,10 @@ def _row_sums(a):
 def _two_arrays(shape, dtype):
     """Two new arrays of the given shape and dtype, from one allocation.
 
-    With glibc's default allocator, a large temporary freed while a large result
-    lives on is handed back to the system and faulted in again at every call, which
-    can cost more than the arithmetic; a single block is reused instead. The first
-    array (the result) keeps the second one's memory alive while it lives.
+    With glibc's default allocator, two large arrays made in one call and freed later
+    (an output and its cache, or a result and a scratch array) can be handed back to
+    the system together and faulted in again at every call, which costs more than the
+    arithmetic; one block is reused instead. Each array keeps the block alive.
     """
     block = np.empty((2,) + tuple(shape), dtype=dtype)
     return block[0], block[1]
@@ -305,19 +303,20 @@ def _bn_backward_steps(fn, dout, x, mu, std, gamma, training):
     return dxc, dgamma, dbeta
 
 
-def _scaled_rows(x, eps):
-    """(r, mu_r, inv_r, scale): each row of x divided by its largest magnitude (which
-    cannot overflow), its mean and 1 / sqrt(var + eps) of x as seen on that scale."""
+def _scaled_rows(x, eps, xhat):
+    """inv (N, 1) of the rows of x, with xhat written into ``xhat``: computed on each row
+    divided by its largest magnitude, whose squares cannot overflow."""
     s = np.max(np.abs(x), axis=1, keepdims=True)  # (N, 1)
     s[s == 0] = 1.0
-    r = x / s  # every entry in [-1, 1]
-    mu_r = r.mean(axis=1, keepdims=True)
-    var_r = ((r - mu_r) ** 2).mean(axis=1, keepdims=True)  # var / s^2
-    # sqrt(var + eps) / s; for a constant row eps / s^2 may underflow, and inv = 1 / sqrt(eps)
-    flat = var_r == 0
+    np.divide(x, s, out=xhat)  # every entry in [-1, 1]
+    xhat -= xhat.mean(axis=1, keepdims=True)
+    var_r = (xhat * xhat).mean(axis=1, keepdims=True)  # var / s^2
+    flat = var_r == 0  # a constant row: xhat = 0, and inv = 1 / sqrt(eps) (eps / s^2 may underflow)
     with np.errstate(divide="ignore", under="ignore"):
-        inv_r = np.where(flat, 1.0, 1.0 / np.sqrt(var_r + (eps / s) / s))
-    return r, mu_r, inv_r, np.where(flat, np.sqrt(eps), s)
+        std_r = np.where(flat, 1.0, np.sqrt(var_r + (eps / s) / s))  # sqrt(var + eps) / s
+    xhat /= std_r
+    with np.errstate(under="ignore"):
+        return np.where(flat, 1.0 / np.sqrt(eps), (1.0 / std_r) / s)
 
 
 def layernorm_forward(x, gamma, beta, eps=1e-5):
@@ -334,24 +333,24 @@ def layernorm_forward(x, gamma, beta, eps=1e-5):
     if x.shape[1] < 1:
         raise ValueError(f"{fn}: argument 'x' must have at least one feature, got shape {x.shape}")
     gamma, beta = _features(fn, x, 1, ("gamma", gamma), ("beta", beta))
-    d, scale = x.shape[1], 1.0
+    d = x.shape[1]
+    out, xhat = _two_arrays(x.shape, np.result_type(x, gamma, beta))  # y, and the cache's xhat
     mu = _row_sums(x) / d  # (N, 1)
     with np.errstate(over="ignore", invalid="ignore"):
-        out = x - mu  # (N, D), the one new array: x - mu, then xhat, then y
-        var = np.einsum("nd,nd->n", out, out)[:, None] / d  # (N, 1), biased, per row
-    if not (np.all(np.isfinite(mu)) and np.all(np.isfinite(var))):
-        if not np.all(np.isfinite(x)):
-            raise ValueError(f"{fn}: argument 'x' contains NaN or infinity")
-        x, mu, inv, scale = _scaled_rows(x, eps)  # the squares overflowed: rescale
-        np.subtract(x, mu, out=out)
-    else:
+        np.subtract(x, mu, out=xhat)  # x - mu, then xhat
+        var = np.einsum("nd,nd->n", xhat, xhat)[:, None] / d  # (N, 1), biased, per row
+    if np.all(np.isfinite(mu)) and np.all(np.isfinite(var)):
         inv = 1.0 / np.sqrt(var + eps)
-    out *= inv
+        xhat *= inv
+    elif np.all(np.isfinite(x)):
+        inv = _scaled_rows(x, eps, xhat)  # the squares overflowed: rescale first
+    else:
+        raise ValueError(f"{fn}: argument 'x' contains NaN or infinity")
     with np.errstate(over="ignore", invalid="ignore"):
-        out *= gamma
+        np.multiply(xhat, gamma, out=out)
         out += beta
     _check_output(fn, out, gamma, beta, np.sqrt(d))  # sum_d xhat^2 <= D in every row
-    return out, LayernormCache(x, mu, inv, scale, gamma)
+    return out, LayernormCache(xhat, inv, gamma)
 
 
 def layernorm_backward(dout, cache):
@@ -364,23 +363,21 @@ def layernorm_backward(dout, cache):
     fn = "layernorm_backward"
     c = check_cache(fn, cache, LayernormCache)
     dout = as_float_array(fn, "dout", dout, ndim=2, finite=False)
-    check_shape(fn, "dout", dout, c.x.shape)
+    check_shape(fn, "dout", dout, c.xhat.shape)
     dbeta = _column_sums(dout)  # (D,)
     _finite(fn, "dout", dout, dbeta)
-    d, gamma = dout.shape[1], c.gamma
-    dx, dxhat = _two_arrays(dout.shape, np.result_type(dout, c.x, gamma))
-    np.subtract(c.x, c.mu, out=dx)  # xhat first, then dx
-    dx *= c.inv
+    d, xhat, gamma = dout.shape[1], c.xhat, c.gamma
+    dx, dxhat = _two_arrays(dout.shape, np.result_type(dout, xhat, gamma))
     with np.errstate(over="ignore", invalid="ignore"):
-        dgamma = np.einsum("nd,nd->d", dout, dx)  # sum_n dout xhat
+        dgamma = np.einsum("nd,nd->d", dout, xhat)  # sum_n dout xhat
         # dx = inv (dxhat - mean_d dxhat - xhat mean_d(dxhat xhat)), with dxhat = gamma dout
         np.multiply(dout, gamma, out=dxhat)
         mean_dxhat = (dout @ gamma)[:, None] / d  # (N, 1), the row means of dxhat
-        mean_dxhat_xhat = np.einsum("nd,nd->n", dxhat, dx)[:, None] / d
-        dx *= -mean_dxhat_xhat
+        mean_dxhat_xhat = np.einsum("nd,nd->n", dxhat, xhat)[:, None] / d
+        np.multiply(xhat, -mean_dxhat_xhat, out=dx)
         dx += dxhat
         dx -= mean_dxhat
-        dx *= c.inv / c.scale
+        dx *= c.inv
     _finite_result(fn, "gradient dgamma", dgamma, dgamma)
     _finite_result(fn, "gradient dx", dx)
     return dx, dgamma, dbeta
