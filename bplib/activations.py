@@ -34,16 +34,32 @@ class ReluCache(NamedTuple):
     made_by = "relu_forward"
 
 
+def _sigmoid(z):
+    """sigma(z) for a float array z already checked: exp(-|z|) <= 1 on both sides of 0, so nothing overflows.
+
+    For z >= 0, 1 / (1 + e^-|z|); for z < 0, the equal e^-|z| / (1 + e^-|z|). Every
+    step after the first writes into the array that step made (one new array, not five).
+    """
+    if z.ndim == 0:
+        return _sigmoid(z.reshape(1))[0]
+    e = np.abs(z)
+    np.negative(e, out=e)
+    np.exp(e, out=e)  # e = exp(-|z|), in (0, 1]
+    s = np.where(z >= 0, 1.0, e)  # the numerator: 1 for z >= 0, e^-|z| below
+    e += 1.0
+    s /= e
+    return s
+
+
 def sigmoid(z):
     """sigma(z) = 1 / (1 + exp(-z)), computed without overflow for any finite z.
 
+    Evaluates exp(-|z|), whose argument is never positive: 1 / (1 + exp(-|z|)) for
+    z >= 0 and exp(-|z|) / (1 + exp(-|z|)) for z < 0 (see ``_sigmoid``).
     Parameters: z, array of any shape. Returns: an array of the same shape in [0, 1].
     Derived in chapter 1.
     """
-    z = as_float_array("sigmoid", "z", z)
-    # exp of a non-positive number never overflows: use exp(-|z|) on both sides.
-    e = np.exp(-np.abs(z))
-    return np.where(z >= 0, 1.0, e) / (1.0 + e)  # 1/(1+e^-z) for z >= 0, e^z/(1+e^z) below
+    return _sigmoid(as_float_array("sigmoid", "z", z))
 
 
 def sigmoid_prime(z):
@@ -52,7 +68,7 @@ def sigmoid_prime(z):
     Parameters: z, array of any shape. Returns: an array of the same shape.
     Derived in chapter 1.
     """
-    s = sigmoid(z)
+    s = _sigmoid(as_float_array("sigmoid_prime", "z", z))
     return s * (1.0 - s)
 
 
@@ -81,8 +97,7 @@ def relu(z):
     Parameters: z, array of any shape. Returns: an array of the same shape.
     Derived in chapter 1.
     """
-    z = as_float_array("relu", "z", z)
-    return np.maximum(z, 0.0).astype(z.dtype, copy=False)
+    return np.maximum(as_float_array("relu", "z", z), 0.0)
 
 
 def relu_prime(z):
@@ -107,7 +122,7 @@ def sigmoid_forward(x):
     Parameters: x, array of any shape. Returns: (out, cache), out the shape of x.
     Derived in chapter 1.
     """
-    out = sigmoid(as_float_array("sigmoid_forward", "x", x))
+    out = _sigmoid(as_float_array("sigmoid_forward", "x", x))
     return out, SigmoidCache(out)
 
 
@@ -150,7 +165,7 @@ def relu_forward(x):
     Derived in chapter 1.
     """
     x = as_float_array("relu_forward", "x", x)
-    return np.maximum(x, 0.0).astype(x.dtype, copy=False), ReluCache(x)
+    return np.maximum(x, 0.0), ReluCache(x)
 
 
 def relu_backward(dout, cache):
@@ -161,4 +176,4 @@ def relu_backward(dout, cache):
     """
     x = check_cache("relu_backward", cache, ReluCache).x
     dout = _upstream("relu_backward", dout, x, "x")
-    return np.where(x > 0, dout, 0.0).astype(dout.dtype, copy=False)
+    return dout * (x > 0)  # a product with the 0/1 mask: much faster than a masked assignment
