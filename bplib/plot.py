@@ -12,6 +12,8 @@ and uncrossed.
 """
 
 import inspect
+import numbers
+import textwrap
 
 from bplib.scalar import Value
 
@@ -79,6 +81,15 @@ def graph_layout(value):
     return pos
 
 
+def _check_options(digits, edge_labels):
+    if isinstance(digits, bool) or not isinstance(digits, numbers.Integral):
+        raise TypeError(f"draw_graph: argument 'digits' must be an int, got {type(digits).__name__}")
+    if digits < 1:
+        raise ValueError(f"draw_graph: argument 'digits' must be at least 1 (the significant digits printed), got {digits}")
+    if not isinstance(edge_labels, bool):
+        raise TypeError(f"draw_graph: argument 'edge_labels' must be a bool, got {type(edge_labels).__name__}")
+
+
 def _node_text(node, digits):
     name = node.label or "input"
     if node.parents:
@@ -90,16 +101,19 @@ def _node_color(node, value):
     return OUTPUT_COLOR if node is value else (OP_COLOR if node.parents else LEAF_COLOR)
 
 
-def draw_graph(value, ax=None, *, title="Computational graph", digits=4, fontsize=9.5, max_nodes=80):
+def draw_graph(value, ax=None, *, title="Computational graph", digits=4, fontsize=9.5, max_nodes=80, edge_labels=False):
     """Draw the graph that computes ``value``: one box per node (its operation or name,
     data and grad), one arrow per edge, inputs on the left and the output on the right.
 
     Parameters: value, a Value; ax, a matplotlib Axes (a new figure when None);
-    title, the axes title; digits, significant digits printed; fontsize, in points;
-    max_nodes, the largest graph drawn (a bigger one would not be legible).
-    Returns: the Axes. Used in chapter 2.
+    title, the axes title; digits, significant digits printed (an int, at least 1);
+    fontsize, in points; max_nodes, the largest graph drawn (a bigger one would not be
+    legible); edge_labels, if True each arrow carries the local derivative of its head
+    with respect to its tail, in a text whose gid is ``f"edge:{id(child)}:{k}"`` for
+    the k-th parent of ``child``. Returns: the Axes. Used in chapter 2.
     """
     _check_value("draw_graph", value)
+    _check_options(digits, edge_labels)
     pos = graph_layout(value)
     if len(pos) > max_nodes:
         raise ValueError(f"draw_graph: the graph has {len(pos)} nodes, more than max_nodes={max_nodes} can show legibly")
@@ -114,9 +128,11 @@ def draw_graph(value, ax=None, *, title="Computational graph", digits=4, fontsiz
     for node, (x, y) in pos.items():
         boxes[node] = ax.text(x, y, _node_text(node, digits), ha="center", va="center", fontsize=fontsize, family="monospace",
                               zorder=3, bbox=dict(boxstyle="round,pad=0.3", fc=_node_color(node, value), ec="0.35"))
-    _draw_edges(ax, boxes, fontsize)
+    edges = _draw_edges(ax, boxes, fontsize)
     ax.set_xlim(-0.6, n_cols - 0.4)
     ax.set_ylim(-n_rows / 2.0 - 0.3, n_rows / 2.0 + 0.3)  # room for the curved long edges
+    if edge_labels:
+        _draw_edge_labels(ax, boxes, edges, digits, fontsize)
     ax.set_xticks([])
     ax.set_yticks([])
     for spine in ax.spines.values():
@@ -127,9 +143,14 @@ def draw_graph(value, ax=None, *, title="Computational graph", digits=4, fontsiz
 
 
 def _draw_edges(ax, boxes, fontsize):
-    """One arrow per edge, from the right side of a parent's box to the left side of the child's."""
+    """One arrow per edge, from the right side of a parent's box to the left side of the child's.
+
+    Returns one (child, k, arrive, rad) per edge: the k-th parent of child, the point of
+    the child's box (as fractions of it) where the arrow arrives, and the arc's bend.
+    """
     gap = 0.3 * fontsize + 1.0  # the box padding in points, so arrows stop at the box edge
     parent_xy = {node: box.get_position() for node, box in boxes.items()}
+    edges = []
     for child, box in boxes.items():
         n = len(child.parents)
         # arrows arrive spread over the child's left side, the highest parent's arrow highest
@@ -144,6 +165,26 @@ def _draw_edges(ax, boxes, fontsize):
             ax.annotate("", xy=arrive, xycoords=box, xytext=(1.0, 0.5), textcoords=boxes[parent], zorder=1,
                         arrowprops=dict(arrowstyle="-|>", color="0.35", lw=1.0, shrinkA=gap, shrinkB=gap,
                                         connectionstyle=f"arc3,rad={rad}"))
+            edges.append((child, k, arrive, rad))
+    return edges
+
+
+def _draw_edge_labels(ax, boxes, edges, digits, fontsize):
+    """Write each edge's local derivative at the middle of its arrow, on a pale box.
+
+    The arrows are placed in display coordinates from the boxes' extents, so the
+    middle is computed there too and converted back to data coordinates.
+    """
+    to_data = ax.transData.inverted()
+    for child, k, arrive, rad in edges:
+        p, c = boxes[child.parents[k]].get_window_extent(), boxes[child].get_window_extent()
+        x0, y0 = p.x1, p.y0 + 0.5 * p.height
+        x1, y1 = c.x0 + arrive[0] * c.width, c.y0 + arrive[1] * c.height
+        # arc3 puts its control point rad * (dy, -dx) from the chord's middle; the curve passes halfway
+        middle = ((x0 + x1) / 2 + rad * (y1 - y0) / 2, (y0 + y1) / 2 - rad * (x1 - x0) / 2)
+        ax.text(*to_data.transform(middle), f"{child.local_grads[k]:.{digits}g}", ha="center", va="center",
+                fontsize=fontsize - 1.5, color="#7b3f00", zorder=4, gid=f"edge:{id(child)}:{k}",
+                bbox=dict(boxstyle="round,pad=0.15", fc="#fffbe6", ec="#e0c070", lw=0.6))
 
 
 def show_source(obj):
@@ -151,11 +192,12 @@ def show_source(obj):
 
     The block is Markdown, which both the HTML book (myst-nb) and JupyterLab
     render with syntax highlighting, so the library is shown from the library
-    itself, never pasted. Parameters: obj, a function, class or module.
+    itself, never pasted. A method's source is dedented, so that it starts at the
+    left margin. Parameters: obj, a function, method, class or module.
     Returns: an IPython Markdown display object. Used in every chapter.
     """
     if not (inspect.isfunction(obj) or inspect.isclass(obj) or inspect.ismodule(obj) or inspect.ismethod(obj)):
         raise TypeError(f"show_source: argument 'obj' must be a function, class or module, got {type(obj).__name__}")
     from IPython.display import Markdown  # imported here: only notebooks call this
 
-    return Markdown("```python\n" + inspect.getsource(obj).rstrip() + "\n```")
+    return Markdown("```python\n" + textwrap.dedent(inspect.getsource(obj)).rstrip() + "\n```")

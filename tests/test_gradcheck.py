@@ -176,6 +176,28 @@ def test_numerical_steps_must_be_positive():
         numerical_derivative(np.sin, float("nan"))
 
 
+def test_default_steps_are_the_ones_chapter_1_measures():
+    import inspect
+
+    steps = {fn.__name__: inspect.signature(fn).parameters["h"].default
+             for fn in (numerical_derivative, numerical_gradient, numerical_gradient_array, check_backward)}
+    assert steps == {"numerical_derivative": 1e-5, "numerical_gradient": 1e-5,
+                     "numerical_gradient_array": 1e-5, "check_backward": 1e-6}
+
+
+def test_check_backwards_smaller_default_step_resolves_a_strongly_curved_loss():
+    # -log p near p = 0.01 has a third derivative of order 1e6: the truncation error of a
+    # step of 1e-5 costs about two digits that the default of 1e-6 keeps
+    from bplib import losses
+
+    p = np.random.default_rng(0).uniform(0.005, 0.02, size=(6, 1))
+    args = (p, np.ones((6, 1)))
+    pair = (losses.binary_cross_entropy_forward, losses.binary_cross_entropy_backward)
+    default = check_backward(*pair, args, wrt=(0,), rng=np.random.default_rng(1))["arg0"]
+    coarse = check_backward(*pair, args, wrt=(0,), rng=np.random.default_rng(1), h=1e-5, tol=1e-3)["arg0"]
+    assert default < 1e-7 and coarse > 10 * default
+
+
 def test_error_bound():
     assert error_bound(3.2e-11) == "< 1e-10"
     assert error_bound(1e-7) == "< 1e-06"

@@ -100,12 +100,73 @@ def test_a_graph_too_big_to_read_is_refused():
         draw_graph(y)
 
 
+def edge_label_texts(ax):
+    return [t for t in ax.texts if (t.get_gid() or "").startswith("edge:")]
+
+
+def test_edge_labels_give_each_edge_its_local_derivative():
+    a = neuron()
+    ax = draw_graph(a, edge_labels=True, digits=3)
+    labels = {t.get_gid(): t.get_text() for t in edge_label_texts(ax)}
+    nodes = a.topological_order()
+    expected = {f"edge:{id(n)}:{k}": f"{g:.3g}" for n in nodes for k, g in enumerate(n.local_grads)}
+    assert labels == expected and len(labels) == 9
+    assert expected[f"edge:{id(a)}:0"] == f"{0.70683 * (1 - 0.70683):.3g}"  # sigma'(0.88) on the sigmoid's edge
+
+
+def test_each_edge_label_sits_between_its_two_boxes():
+    a = neuron()
+    ax = draw_graph(a, edge_labels=True)
+    pos = graph_layout(a)
+    by_gid = {t.get_gid(): t.get_position() for t in edge_label_texts(ax)}
+    for child in pos:
+        for k, parent in enumerate(child.parents):
+            x, _ = by_gid[f"edge:{id(child)}:{k}"]
+            assert pos[parent][0] < x < pos[child][0]
+
+
+def test_a_repeated_operand_gets_two_labels_apart():
+    x = Value(3.0, label="x")
+    y = x * x
+    y.backward()
+    labels = edge_label_texts(draw_graph(y, edge_labels=True))
+    assert [t.get_text() for t in labels] == ["3", "3"]
+    assert labels[0].get_position()[1] != labels[1].get_position()[1]  # one above, one below
+
+
+def test_edge_labels_are_off_by_default():
+    assert edge_label_texts(draw_graph(neuron())) == []
+
+
+@pytest.mark.parametrize("digits", [0, -1])
+def test_digits_below_one_is_a_value_error(digits):
+    with pytest.raises(ValueError, match=rf"draw_graph: argument 'digits' must be at least 1 .*got {digits}$"):
+        draw_graph(neuron(), digits=digits)
+
+
+@pytest.mark.parametrize("digits, name", [(2.5, "float"), ("4", "str"), (True, "bool")])
+def test_digits_that_is_not_an_int_is_a_type_error(digits, name):
+    with pytest.raises(TypeError, match=f"draw_graph: argument 'digits' must be an int, got {name}"):
+        draw_graph(neuron(), digits=digits)
+
+
+def test_edge_labels_that_is_not_a_bool_is_a_type_error():
+    with pytest.raises(TypeError, match="draw_graph: argument 'edge_labels' must be a bool, got int"):
+        draw_graph(neuron(), edge_labels=1)
+
+
 def test_plot_is_a_leaf_and_imports_matplotlib_lazily():
     for path in (ROOT / "bplib").glob("*.py"):
         if path.name != "plot.py":
             assert "plot" not in path.read_text().replace("matplotlib", ""), f"{path.name} must not import bplib.plot"
     code = "import sys, bplib.plot; assert 'matplotlib' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+def test_show_source_of_a_method_starts_at_the_left_margin():
+    text = show_source(Value.__add__).data
+    assert text.startswith("```python\ndef __add__(self, other):")
+    assert inspect.getsource(Value.__add__).startswith("    def __add__")  # indented in the class
 
 
 def test_show_source_is_the_library_source_as_a_python_block():
