@@ -7,18 +7,21 @@ times each case and prints the table. Timing lives here and never in tests.
 
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Optional, Tuple
 
 
 @dataclass
 class Case:
     """One op at one size: ``forward()`` runs the forward pass, ``backward()`` the
-    backward pass on a cache made beforehand, so each is timed alone."""
+    backward pass on a cache made beforehand, so each is timed alone. ``torch``,
+    when PyTorch is installed, is the (forward, backward) of the same op on the
+    same arrays in PyTorch (see torch_ref.py)."""
 
     op: str
     size: str
     forward: Callable[[], object]
     backward: Callable[[], object]
+    torch: Optional[Tuple[Callable[[], object], Callable[[], object]]] = None
 
 
 def best_time(fn, repeat=7, min_seconds=0.05):

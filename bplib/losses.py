@@ -94,10 +94,13 @@ def _renamed(fn, inner):
         raise type(exc)(fn + message[len(inner):]) from None
 
 
+_FLOAT_MAX = {np.dtype(t): float(np.finfo(t).max) for t in (np.float32, np.float64)}
+
+
 def _dloss(fn, dloss, dtype):
     """The upstream gradient of a loss: a finite real number that fits the dtype of the gradient."""
     dloss = check_real(fn, "dloss", dloss)
-    if abs(dloss) > float(np.finfo(dtype).max):
+    if abs(dloss) > _FLOAT_MAX[np.dtype(dtype)]:
         raise ValueError(f"{fn}: argument 'dloss' = {dloss:.3g} overflows the {np.dtype(dtype).name} gradient")
     return dloss
 
@@ -238,9 +241,15 @@ def binary_cross_entropy_with_logits_backward(dloss, cache):
     cache = check_cache(fn, cache, BinaryCrossEntropyWithLogitsCache)
     z, t = cache.z, cache.t
     dloss = _dloss(fn, dloss, z.dtype)  # |sigma(z) - t| <= 1, so |dz| <= |dloss| / N
-    e = np.exp(-np.abs(z))
-    s = np.where(z >= 0, 1.0, e) / (1.0 + e)  # the stable sigmoid of activations.sigmoid
-    return dloss * (s - t) / z.shape[0]
+    dz = np.negative(z)  # one new array, updated in place: sigma(z) = 1 / (1 + e^-z) as in activations
+    with np.errstate(over="ignore"):  # e^-z = inf gives sigma = 0 exactly
+        np.exp(dz, out=dz)
+    dz += 1.0
+    np.reciprocal(dz, out=dz)
+    dz -= t
+    dz *= dloss
+    dz /= z.shape[0]
+    return dz
 
 
 def _logits(fn, z):
@@ -420,11 +429,17 @@ def softmax_cross_entropy_forward(z, y):
     fn = "softmax_cross_entropy_forward"
     z, y = _sce_inputs(fn, z, y)
     n = z.shape[0]
-    s = _log_softmax(z)  # (N, K): log softmax(z) now, softmax(z) below
-    loss = -np.sum(s[np.arange(n), y]) / n
+    with np.errstate(over="ignore"):  # a gap beyond the float range gives -inf, and exp(-inf) = 0
+        s = z - np.max(z, axis=1, keepdims=True)  # (N, K), z_nk - m_n <= 0: the log-sum-exp shift
+    picked = s[np.arange(n), y]  # (N,), z_n[y_n] - m_n
+    np.exp(s, out=s)  # one exponential per entry, in place
+    total = np.sum(s, axis=1, keepdims=True)  # (N, 1), in [1, K]
+    # -log softmax(z_n)[y_n] = log sum_k e^(z_nk - m_n) - (z_n[y_n] - m_n)
+    loss = np.sum(np.log(total[:, 0]) - picked) / n
     if not np.isfinite(loss):
         raise overflow_error(fn, "the loss", s.dtype)
-    return float(loss), SoftmaxCrossEntropyCache(np.exp(s, out=s), y)  # exp in place: the softmax
+    s /= total  # softmax(z), for the backward
+    return float(loss), SoftmaxCrossEntropyCache(s, y)
 
 
 def softmax_cross_entropy_backward(dloss, cache):
@@ -436,9 +451,7 @@ def softmax_cross_entropy_backward(dloss, cache):
     fn = "softmax_cross_entropy_backward"
     cache = check_cache(fn, cache, SoftmaxCrossEntropyCache)
     s, y = cache.s, cache.y
-    dloss = _dloss(fn, dloss, s.dtype)  # |s - onehot(y)| <= 1, so |dz| <= |dloss| / N
-    dz = s.copy()
-    dz[np.arange(s.shape[0]), y] -= 1.0  # s - onehot(y)
-    dz *= dloss
-    dz /= s.shape[0]
+    scale = _dloss(fn, dloss, s.dtype) / s.shape[0]  # |s - onehot(y)| <= 1, so |dz| <= |dloss| / N
+    dz = s * scale  # (N, K)
+    dz[np.arange(s.shape[0]), y] -= scale  # minus onehot(y), scaled
     return dz

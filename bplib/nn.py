@@ -93,14 +93,9 @@ class Module:
         self._caches.pop()
         return cache
 
-    @contextmanager
     def _refusals(self, method, where=""):
-        """Prefix a TypeError or ValueError raised inside with the method the user called."""
-        try:
-            yield
-        except (TypeError, ValueError) as exc:
-            kind = TypeError if isinstance(exc, TypeError) else ValueError
-            raise kind(f"{type(self).__name__}.{method}: {where}{exc}") from exc
+        """A with-block that prefixes a TypeError or ValueError raised inside with the method the user called."""
+        return _Refusals(f"{type(self).__name__}.{method}: {where}")
 
     def _children(self):
         return []
@@ -143,6 +138,24 @@ class Module:
         finally:
             for m in tree:
                 m._pending = None
+
+
+class _Refusals:
+    """Module._refusals: a small class rather than a generator, since it wraps every call."""
+
+    __slots__ = ("prefix",)
+
+    def __init__(self, prefix):
+        self.prefix = prefix
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, exc, tb):
+        if kind is not None and issubclass(kind, (TypeError, ValueError)):
+            new = TypeError if issubclass(kind, TypeError) else ValueError
+            raise new(f"{self.prefix}{exc}") from exc
+        return False
 
 
 class _Wrapped(Module):
