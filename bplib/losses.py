@@ -252,8 +252,8 @@ def binary_cross_entropy_with_logits_backward(dloss, cache):
     return dz
 
 
-def _logits(fn, z):
-    z = as_float_array(fn, "z", z)
+def _logits(fn, z, finite=True):
+    z = as_float_array(fn, "z", z, finite=finite)
     if z.ndim == 0 or z.shape[-1] == 0:
         raise ValueError(f"{fn}: argument 'z' must have a class axis (the last) with K >= 1 classes, got shape {z.shape}")
     return z
@@ -411,8 +411,8 @@ def softmax_cross_entropy(z, y):
         return softmax_cross_entropy_forward(z, y)[0]
 
 
-def _sce_inputs(fn, z, y):
-    z = _logits(fn, z)
+def _sce_inputs(fn, z, y, finite=True):
+    z = _logits(fn, z, finite)
     y = _labels(fn, z, y, z.shape[-1])
     if z.shape[0] == 0:  # the mean over an empty batch is 0 / 0
         raise ValueError(f"{fn}: argument 'z' must hold at least one example (N >= 1), got shape {z.shape}")
@@ -423,22 +423,25 @@ def softmax_cross_entropy_forward(z, y):
     """L = -(1/N) sum_n log softmax(z_n)[y_n]; the cache keeps softmax(z) and y.
 
     Parameters: z, logits (N, K); y, integer labels (N,). Returns: (L, cache).
-    Raises ValueError if the loss overflows (a gap between two logits beyond the float range).
+    A NaN or +inf in z, or -inf at a label, is refused (ValueError) by its effect on
+    L, which saves a pass over z; -inf elsewhere is a class of probability 0, exactly.
+    Raises ValueError if L overflows (a gap between two logits beyond the float range).
     Derived in chapter 6.
     """
     fn = "softmax_cross_entropy_forward"
-    z, y = _sce_inputs(fn, z, y)
+    z, y = _sce_inputs(fn, z, y, finite=False)
     n = z.shape[0]
-    with np.errstate(over="ignore"):  # a gap beyond the float range gives -inf, and exp(-inf) = 0
+    with np.errstate(over="ignore", invalid="ignore"):  # checked through the loss below
         s = z - np.max(z, axis=1, keepdims=True)  # (N, K), z_nk - m_n <= 0: the log-sum-exp shift
     picked = s[np.arange(n), y]  # (N,), z_n[y_n] - m_n
     np.exp(s, out=s)  # one exponential per entry, in place
     total = np.sum(s, axis=1, keepdims=True)  # (N, 1), in [1, K]
     # -log softmax(z_n)[y_n] = log sum_k e^(z_nk - m_n) - (z_n[y_n] - m_n)
     loss = np.sum(np.log(total[:, 0]) - picked) / n
-    if not np.isfinite(loss):
+    if not np.isfinite(loss):  # a NaN or an infinity in z (refused by name), or a true overflow
+        as_float_array(fn, "z", z)
         raise overflow_error(fn, "the loss", s.dtype)
-    s /= total  # softmax(z), for the backward
+    s *= 1.0 / total  # softmax(z), for the backward (a product is cheaper than a quotient)
     return float(loss), SoftmaxCrossEntropyCache(s, y)
 
 

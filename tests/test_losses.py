@@ -500,3 +500,19 @@ def test_softmax_cross_entropy_keeps_the_exact_loss_and_gradient():
     s0 = [math.exp(v - lse) for v in (1.0, 2.0, 3.0)]
     dz = losses.softmax_cross_entropy_backward(2.0, cache)
     np.testing.assert_allclose(dz, 2.0 * (np.array([s0, [1 / 3] * 3]) - np.array([[0, 0, 1], [1, 0, 0]])) / 2, rtol=1e-14)
+
+
+def test_cross_entropy_refuses_nan_and_inf_through_the_loss_and_keeps_minus_inf_elsewhere_exact():
+    z, y = np.array([[1.0, 2.0, 0.5], [0.0, -1.0, 3.0]]), np.array([1, 2])
+    for k, bad in [((0, 0), np.nan), ((1, 1), np.inf), ((0, 1), -np.inf)]:  # the last one is a label
+        zb = z.copy()
+        zb[k] = bad
+        message = rf"^softmax_cross_entropy_forward: argument 'z' contains NaN or infinity \(first at index \({k[0]}, {k[1]}\)"
+        with pytest.raises(ValueError, match=message):
+            losses.softmax_cross_entropy_forward(zb, y)
+    # -inf at a class that is not the label is that class with probability exactly 0
+    zb = z.copy()
+    zb[0, 2] = -np.inf
+    L, cache = losses.softmax_cross_entropy_forward(zb, y)
+    L_ref = losses.softmax_cross_entropy(np.array([[1.0, 2.0, -1e4], [0.0, -1.0, 3.0]]), y)  # e^-1e4 is exactly 0 as well
+    assert L == L_ref and cache.s[0, 2] == 0.0 and np.all(np.isfinite(losses.softmax_cross_entropy_backward(1.0, cache)))
