@@ -1,6 +1,7 @@
 """Benchmark cases for the linear layer and a small network built from nn modules."""
 
 import numpy as np
+import torch_ref
 from common import Case
 
 from bplib import linear, nn
@@ -10,7 +11,9 @@ def _linear_case(rng, n, d, m):
     x, W, b = rng.standard_normal((n, d)), rng.standard_normal((d, m)), rng.standard_normal(m)
     y, cache = linear.linear_forward(x, W, b)
     dy = np.ones_like(y)
-    return Case("linear", f"{n} x {d} -> {m}", lambda: linear.linear_forward(x, W, b), lambda: linear.linear_backward(dy, cache))
+    reference = torch_ref.pair(lambda x, W, b: x @ W + b, x, W, b)
+    return Case("linear", f"{n} x {d} -> {m}", lambda: linear.linear_forward(x, W, b), lambda: linear.linear_backward(dy, cache),
+                reference)
 
 
 def _network_case(rng, n, sizes):

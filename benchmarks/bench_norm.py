@@ -5,6 +5,7 @@ the step-by-step graph with the compact formula directly.
 """
 
 import numpy as np
+import torch_ref
 from common import Case
 
 from bplib import norm
@@ -18,10 +19,19 @@ def _stateful(forward):
     return pair
 
 
-def _pair(op, label, forward, backward, *args, **kwargs):
+def _pair(op, label, forward, backward, *args, reference=None, **kwargs):
     out, cache = forward(*args, **kwargs)
     dout = np.random.default_rng(1).standard_normal(out.shape)
-    return Case(op, label, lambda: forward(*args, **kwargs), lambda: backward(dout, cache))
+    return Case(op, label, lambda: forward(*args, **kwargs), lambda: backward(dout, cache), reference)
+
+
+def _batch_norm(x, gamma, beta, rm, rv, training=True):
+    """PyTorch's batch norm on (x, gamma, beta), updating copies of the running statistics as bplib does."""
+    if torch_ref.torch is None:
+        return None
+    bn = torch_ref.fn("nn.functional.batch_norm")
+    rm, rv = torch_ref.torch.tensor(rm), torch_ref.torch.tensor(rv)
+    return torch_ref.pair(lambda x, g, b: bn(x, rm, rv, g, b, training=training, momentum=0.1, eps=1e-5), x, gamma, beta)
 
 
 def _params(rng, D):
@@ -33,10 +43,17 @@ def cases(rng):
     gamma, beta, rm, rv = _params(rng, 512)
     xs = rng.standard_normal((32, 16, 16, 16))
     bn, spatial = _stateful(norm.batchnorm_forward), _stateful(norm.spatial_batchnorm_forward)
+    ps = _params(rng, 16)
+    layer_norm = torch_ref.fn("nn.functional.layer_norm")
     return [
-        _pair("batchnorm (compact)", "256x512", bn, norm.batchnorm_backward, x, gamma, beta, rm, rv),
-        _pair("batchnorm (steps)", "256x512", bn, norm.batchnorm_backward_steps, x, gamma, beta, rm, rv),
-        _pair("batchnorm inference", "256x512", bn, norm.batchnorm_backward, x, gamma, beta, rm, rv, training=False),
-        _pair("layernorm", "256x512", norm.layernorm_forward, norm.layernorm_backward, x, gamma, beta),
-        _pair("spatial batchnorm", "32x16x16x16", spatial, norm.spatial_batchnorm_backward, xs, *_params(rng, 16)),
+        _pair("batchnorm (compact)", "256x512", bn, norm.batchnorm_backward, x, gamma, beta, rm, rv,
+              reference=_batch_norm(x, gamma, beta, rm, rv)),
+        _pair("batchnorm (steps)", "256x512", bn, norm.batchnorm_backward_steps, x, gamma, beta, rm, rv,
+              reference=_batch_norm(x, gamma, beta, rm, rv)),
+        _pair("batchnorm inference", "256x512", bn, norm.batchnorm_backward, x, gamma, beta, rm, rv, training=False,
+              reference=_batch_norm(x, gamma, beta, rm, rv, training=False)),
+        _pair("layernorm", "256x512", norm.layernorm_forward, norm.layernorm_backward, x, gamma, beta,
+              reference=torch_ref.pair(lambda x, g, b: layer_norm(x, (x.shape[1],), g, b, eps=1e-5), x, gamma, beta)),
+        _pair("spatial batchnorm", "32x16x16x16", spatial, norm.spatial_batchnorm_backward, xs, *ps,
+              reference=_batch_norm(xs, *ps)),
     ]

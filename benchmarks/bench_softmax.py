@@ -7,15 +7,16 @@ chapter 6 says never to form.
 """
 
 import numpy as np
+import torch_ref
 from common import Case
 
 from bplib import losses
 
 
-def _pair(op, forward, backward, z, *rest):
+def _pair(op, forward, backward, z, *rest, reference=None):
     out, cache = forward(z, *rest)
     dout = np.ones_like(out) if np.ndim(out) else 1.0
-    return Case(op, " x ".join(map(str, np.shape(z))), lambda: forward(z, *rest), lambda: backward(dout, cache))
+    return Case(op, " x ".join(map(str, np.shape(z))), lambda: forward(z, *rest), lambda: backward(dout, cache), reference)
 
 
 def _unfused_forward(z, y):
@@ -39,11 +40,15 @@ def cases(rng):
     y = rng.integers(0, 1000, size=256)
     z_small = rng.standard_normal((64, 100))
     y_small = rng.integers(0, 100, size=64)
+    xent = torch_ref.fn("nn.functional.cross_entropy")
     return [
-        _pair("softmax", losses.softmax_forward, losses.softmax_backward, z),
-        _pair("log_softmax", losses.log_softmax_forward, losses.log_softmax_backward, z),
-        _pair("softmax_cross_entropy", losses.softmax_cross_entropy_forward, losses.softmax_cross_entropy_backward, z, y),
+        _pair("softmax", losses.softmax_forward, losses.softmax_backward, z,
+              reference=torch_ref.pair(torch_ref.fn("softmax", dim=-1), z)),
+        _pair("log_softmax", losses.log_softmax_forward, losses.log_softmax_backward, z,
+              reference=torch_ref.pair(torch_ref.fn("log_softmax", dim=-1), z)),
+        _pair("softmax_cross_entropy", losses.softmax_cross_entropy_forward, losses.softmax_cross_entropy_backward, z, y,
+              reference=torch_ref.pair(xent, z, constants=(y,))),
         _pair("softmax_xent (fused)", losses.softmax_cross_entropy_forward, losses.softmax_cross_entropy_backward,
-              z_small, y_small),
+              z_small, y_small, reference=torch_ref.pair(xent, z_small, constants=(y_small,))),
         _pair("softmax_xent (via Jacobian)", _unfused_forward, _jacobian_backward, z_small, y_small),
     ]

@@ -34,16 +34,31 @@ class ReluCache(NamedTuple):
     made_by = "relu_forward"
 
 
+def _sigmoid(z):
+    """sigma(z) = 1 / (1 + e^-z) for a float array z already checked, in one new array.
+
+    Where e^-z overflows to inf (z < -709.78 in float64, z < -88.72 in float32),
+    1 / (1 + inf) is exactly 0, the right value to within the smallest normal float
+    (2.2e-308, 1.2e-38), so numpy's overflow warning is silenced.
+    Every step writes into the array the first one made: a new array per step would
+    cost more than the arithmetic (see benchmarks/results.md).
+    """
+    if z.ndim == 0:  # a number: the in-place steps below need an array
+        return _sigmoid(z.reshape(1))[0]
+    s = np.negative(z)
+    with np.errstate(over="ignore"):
+        np.exp(s, out=s)  # e^-z, in (0, inf]
+    s += 1.0
+    return np.reciprocal(s, out=s)
+
+
 def sigmoid(z):
-    """sigma(z) = 1 / (1 + exp(-z)), computed without overflow for any finite z.
+    """sigma(z) = 1 / (1 + exp(-z)), finite and exact in its limits 0 and 1 for any finite z.
 
     Parameters: z, array of any shape. Returns: an array of the same shape in [0, 1].
     Derived in chapter 1.
     """
-    z = as_float_array("sigmoid", "z", z)
-    # exp of a non-positive number never overflows: use exp(-|z|) on both sides.
-    e = np.exp(-np.abs(z))
-    return np.where(z >= 0, 1.0, e) / (1.0 + e)  # 1/(1+e^-z) for z >= 0, e^z/(1+e^z) below
+    return _sigmoid(as_float_array("sigmoid", "z", z))
 
 
 def sigmoid_prime(z):
@@ -52,7 +67,7 @@ def sigmoid_prime(z):
     Parameters: z, array of any shape. Returns: an array of the same shape.
     Derived in chapter 1.
     """
-    s = sigmoid(z)
+    s = _sigmoid(as_float_array("sigmoid_prime", "z", z))
     return s * (1.0 - s)
 
 
@@ -81,8 +96,7 @@ def relu(z):
     Parameters: z, array of any shape. Returns: an array of the same shape.
     Derived in chapter 1.
     """
-    z = as_float_array("relu", "z", z)
-    return np.maximum(z, 0.0).astype(z.dtype, copy=False)
+    return np.maximum(as_float_array("relu", "z", z), 0.0)
 
 
 def relu_prime(z):
@@ -107,7 +121,7 @@ def sigmoid_forward(x):
     Parameters: x, array of any shape. Returns: (out, cache), out the shape of x.
     Derived in chapter 1.
     """
-    out = sigmoid(as_float_array("sigmoid_forward", "x", x))
+    out = _sigmoid(as_float_array("sigmoid_forward", "x", x))
     return out, SigmoidCache(out)
 
 
@@ -119,7 +133,12 @@ def sigmoid_backward(dout, cache):
     """
     out = check_cache("sigmoid_backward", cache, SigmoidCache).out
     dout = _upstream("sigmoid_backward", dout, out, "out")
-    return dout * out * (1.0 - out)
+    if dout.ndim == 0:
+        return dout * out * (1.0 - out)
+    dx = np.subtract(1.0, out)  # one new array, updated in place
+    dx *= out  # sigma' = out (1 - out)
+    dx *= dout
+    return dx
 
 
 def tanh_forward(x):
@@ -140,7 +159,12 @@ def tanh_backward(dout, cache):
     """
     out = check_cache("tanh_backward", cache, TanhCache).out
     dout = _upstream("tanh_backward", dout, out, "out")
-    return dout * (1.0 - out * out)
+    if dout.ndim == 0:
+        return dout * (1.0 - out * out)
+    dx = out * out  # one new array, updated in place
+    np.subtract(1.0, dx, out=dx)  # tanh' = 1 - out^2
+    dx *= dout
+    return dx
 
 
 def relu_forward(x):
@@ -150,7 +174,7 @@ def relu_forward(x):
     Derived in chapter 1.
     """
     x = as_float_array("relu_forward", "x", x)
-    return np.maximum(x, 0.0).astype(x.dtype, copy=False), ReluCache(x)
+    return np.maximum(x, 0.0), ReluCache(x)
 
 
 def relu_backward(dout, cache):
@@ -161,4 +185,8 @@ def relu_backward(dout, cache):
     """
     x = check_cache("relu_backward", cache, ReluCache).x
     dout = _upstream("relu_backward", dout, x, "x")
-    return np.where(x > 0, dout, 0.0).astype(dout.dtype, copy=False)
+    if dout.ndim == 0:
+        return dout * (x > 0)
+    dx = np.greater(x, 0.0, out=np.empty_like(dout), casting="unsafe")  # relu'(x): 1.0 where x > 0, else 0.0
+    dx *= dout  # a product with the mask, much faster than a masked assignment dout[x <= 0] = 0
+    return dx

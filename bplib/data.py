@@ -9,7 +9,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from bplib._validate import check_int, check_real, check_rng
+from bplib._validate import as_float_array, check_int, check_real, check_rng
 
 
 def two_blobs(n, rng, *, separation=2.0, spread=1.0):
@@ -179,17 +179,16 @@ def translated_digits(images, rng, *, size=16):
 
     A task where a pattern may appear anywhere: the position carries no
     information about the class, which is what convolution's weight sharing
-    assumes (chapter 7). Parameters: images (N, h, w) or (N, 1, h, w) with
-    h, w <= size; rng, a numpy Generator; size, the canvas side. Returns: the
-    canvases, (N, size, size) or (N, 1, size, size) as given, and the offsets
-    (N, 2) int64 (row, column) of each image's top-left corner.
+    assumes (chapter 7). Parameters: images (N, h, w) or (N, 1, h, w), finite float32
+    or float64 (integers become float64), with h, w <= size; rng, a numpy Generator;
+    size, the canvas side. Returns: the canvases, (N, size, size) or (N, 1, size, size)
+    as given, of the images' dtype, and the offsets (N, 2) int64 (row, column) of each
+    image's top-left corner.
     """
     fn = "translated_digits"
     rng = check_rng(fn, "rng", rng)
     size = check_int(fn, "size", size, minimum=1)
-    if not isinstance(images, np.ndarray) or images.dtype.kind != "f":
-        kind = images.dtype if isinstance(images, np.ndarray) else type(images).__name__
-        raise TypeError(f"{fn}: argument 'images' must be a float numpy array, got {kind}")
+    images = as_float_array(fn, "images", images)
     channel = images.ndim == 4
     if not (images.ndim == 3 or (channel and images.shape[1] == 1)):
         raise ValueError(f"{fn}: argument 'images' must have shape (N, h, w) or (N, 1, h, w), got {images.shape}")

@@ -9,7 +9,7 @@ import numbers
 
 import numpy as np
 
-from bplib._validate import as_float_array, check_real, check_rng
+from bplib._validate import all_finite, as_float_array, check_real, check_rng
 
 
 class GradientCheckError(AssertionError):
@@ -32,7 +32,14 @@ def rel_error(a, b):
 
 
 def _rel_errors(a, b):
-    return np.abs(a - b) / np.maximum(1e-8, np.abs(a) + np.abs(b))
+    """|a - b| / max(1e-8, |a| + |b|) entry by entry, for finite float64 a and b, without overflow.
+
+    a - b and |a| + |b| can exceed the float range (1e308 and -1e308), so both are
+    computed on a / 2 and b / 2, which leaves the ratio unchanged (halving is exact
+    above 2^-1021) and halves the floor.
+    """
+    ha, hb = 0.5 * a, 0.5 * b
+    return np.abs(ha - hb) / np.maximum(0.5e-8, np.abs(ha) + np.abs(hb))
 
 
 def numerical_derivative(f, x, h=1e-5):
@@ -41,9 +48,30 @@ def numerical_derivative(f, x, h=1e-5):
     Parameters: f, a callable from float to float; x, a float; h, the step.
     Returns: a float. Introduced in chapter 1.
     """
-    x = check_real("numerical_derivative", "x", x)
-    h = check_real("numerical_derivative", "h", h, low=0, low_open=True)
-    return (float(f(x + h)) - float(f(x - h))) / (2.0 * h)
+    fn = "numerical_derivative"
+    x = check_real(fn, "x", x)
+    h = check_real(fn, "h", h, low=0, low_open=True)
+    _check_step(fn, x, h, "x")  # refuses an h lost in rounding next to a large x
+    return (_value(fn, f, x + h) - _value(fn, f, x - h)) / (2.0 * h)
+
+
+def _check_step(fn, x, h, where):
+    """Refuse a step h that rounding changes: (x + h) - (x - h) must be 2h to within 0.1%."""
+    step = (x + h) - (x - h)
+    if abs(step - 2.0 * h) > 1e-3 * 2.0 * h:
+        raise ValueError(f"{fn}: the step h = {h:g} is too small for {where} = {x:g}: x + h and x - h round to "
+                         f"values {step:g} apart instead of {2 * h:g}; use h of about 1e-5 times |x|")
+
+
+def _value(fn, f, v, what="f"):
+    """f(v) as a finite float, or a clear error."""
+    out = f(v)
+    if np.ndim(out) != 0:
+        raise TypeError(f"{fn}: {what} must return a number, got an array of shape {np.shape(out)}")
+    out = float(out)
+    if not np.isfinite(out):
+        raise ValueError(f"{fn}: {what} returned {out} (not finite) at a point moved by h from x")
+    return out
 
 
 def numerical_gradient(f, x, h=1e-5):
@@ -53,15 +81,20 @@ def numerical_gradient(f, x, h=1e-5):
     x, an array of any shape (copied to float64, never modified); h, the step.
     Returns: an array the shape of x. Introduced in chapter 1.
     """
-    x = as_float_array("numerical_gradient", "x", x).astype(np.float64)  # a copy
-    h = check_real("numerical_gradient", "h", h, low=0, low_open=True)
+    return _numerical_gradient("numerical_gradient", f, x, h)
+
+
+def _numerical_gradient(fn, f, x, h, what="f", name="x"):
+    x = as_float_array(fn, name, x).astype(np.float64)  # a copy
+    h = check_real(fn, "h", h, low=0, low_open=True)
     grad = np.zeros_like(x)
     for i in np.ndindex(x.shape):
         old = x[i]
+        _check_step(fn, old, h, f"{name}{list(i)}")
         x[i] = old + h
-        f_plus = float(f(x))
+        f_plus = _value(fn, f, x, what)
         x[i] = old - h
-        f_minus = float(f(x))
+        f_minus = _value(fn, f, x, what)
         x[i] = old
         grad[i] = (f_plus - f_minus) / (2.0 * h)
     return grad
@@ -75,7 +108,19 @@ def numerical_gradient_array(f, x, dout, h=1e-5):
     Introduced in chapter 1.
     """
     dout = as_float_array("numerical_gradient_array", "dout", dout).astype(np.float64)
-    return numerical_gradient(lambda v: np.sum(np.asarray(f(v), dtype=np.float64) * dout), x, h)
+    return _vjp("numerical_gradient_array", f, x, dout, h)
+
+
+def _vjp(fn, f, x, dout, h, what="f", name="x"):
+    """d/dx sum(f(x) * dout) by central differences, refusing an f(x) whose shape is not dout's."""
+    def weighted(v):
+        out = as_float_array(fn, f"the output of {what}", f(v), finite=False)
+        if out.shape != dout.shape:
+            raise ValueError(f"{fn}: argument 'dout' has shape {dout.shape} but the output of {what} has shape "
+                             f"{out.shape}; they must match")
+        return np.sum(out * dout)
+
+    return _numerical_gradient(fn, weighted, x, h, what, name)
 
 
 def _as_tuple(grads):
@@ -112,13 +157,19 @@ def check_backward(forward, backward, args, *, kwargs=None, wrt=None, names=None
     rng = check_rng(fn, "rng", np.random.default_rng(0) if rng is None else rng)
     h = check_real(fn, "h", h, low=0, low_open=True)
     tol, atol = check_real(fn, "tol", tol, low=0), check_real(fn, "atol", atol, low=0)
+    for name, f in (("forward", forward), ("backward", backward)):
+        if not callable(f):
+            raise TypeError(f"{fn}: argument '{name}' must be a function, got {type(f).__name__}")
+    if kwargs is not None and not isinstance(kwargs, dict):
+        raise TypeError(f"{fn}: argument 'kwargs' must be a dict of keyword arguments, got {type(kwargs).__name__}")
     kwargs = {} if kwargs is None else dict(kwargs)
-    args = [np.array(a, dtype=np.float64) if isinstance(a, np.ndarray) and a.dtype.kind == "f" else a for a in args]
+    args = _float64_args(args)
     wrt = _check_wrt(args, wrt)
-    names = tuple(f"arg{i}" for i in wrt) if names is None else tuple(names)
-    if len(names) != len(wrt):
-        raise ValueError(f"{fn}: 'names' has {len(names)} entries but 'wrt' has {len(wrt)}")
-    out, cache = forward(*args, **kwargs)
+    names = _check_names(wrt, names)
+    result = forward(*args, **kwargs)
+    if not isinstance(result, tuple) or len(result) != 2:
+        raise TypeError(f"{fn}: forward must return a pair (out, cache), got {type(result).__name__}")
+    out, cache = result
     scalar_out = np.ndim(out) == 0
     dout = float(rng.standard_normal()) if scalar_out else rng.standard_normal(np.shape(out))
     grads = _as_tuple(backward(dout, cache))
@@ -128,6 +179,28 @@ def check_backward(forward, backward, args, *, kwargs=None, wrt=None, names=None
     for k, (i, name) in enumerate(zip(wrt, names)):
         errors[name] = _check_one(forward, args, kwargs, i, name, grads[k], dout, h, tol, atol)
     return errors
+
+
+def _float64_args(args):
+    """The arguments as a list, float arrays copied to plain float64 ones (a masked array is refused)."""
+    if not isinstance(args, (tuple, list)):
+        raise TypeError(f"check_backward: argument 'args' must be a tuple of positional arguments, got {type(args).__name__}")
+    out = []
+    for i, a in enumerate(args):
+        if isinstance(a, np.ma.MaskedArray):
+            raise TypeError(f"check_backward: args[{i}] is a masked array; its mask would be ignored")
+        out.append(np.array(a, dtype=np.float64) if isinstance(a, np.ndarray) and a.dtype.kind == "f" else a)
+    return out
+
+
+def _check_names(wrt, names):
+    if names is None:
+        return tuple(f"arg{i}" for i in wrt)
+    if not isinstance(names, (tuple, list)) or not all(isinstance(n, str) for n in names):
+        raise TypeError(f"check_backward: argument 'names' must be a tuple of strings, got {names!r}")
+    if len(names) != len(wrt):
+        raise ValueError(f"check_backward: 'names' has {len(names)} entries but 'wrt' has {len(wrt)}")
+    return tuple(names)
 
 
 def _check_wrt(args, wrt):
@@ -145,13 +218,19 @@ def _check_one(forward, args, kwargs, i, name, analytic, dout, h, tol, atol):
         local[i] = v
         return forward(*local, **kwargs)[0]
 
-    analytic = np.asarray(analytic, dtype=np.float64)
+    analytic = np.asarray(analytic)
+    if analytic.dtype.kind not in "iuf":
+        raise GradientCheckError(f"check_backward: gradient of '{name}' must hold real numbers, got dtype {analytic.dtype}")
+    analytic = analytic.astype(np.float64)
     if analytic.shape != np.shape(args[i]):
         shape = np.shape(args[i])
         raise GradientCheckError(f"check_backward: gradient of '{name}' has shape {analytic.shape}, but '{name}' has shape {shape}")
-    numeric = numerical_gradient_array(f_of_arg, args[i], dout, h)
+    if not all_finite(analytic):
+        bad = tuple(int(j) for j in np.unravel_index(int(np.argmin(np.isfinite(analytic))), analytic.shape))
+        raise GradientCheckError(f"check_backward: gradient of '{name}' is not finite at index {bad}: {analytic[bad]}")
+    numeric = _vjp("check_backward", f_of_arg, args[i], np.asarray(dout, dtype=np.float64), h, "forward", name)
     rel = _rel_errors(analytic, numeric)
-    resolved = np.abs(analytic - numeric) > atol  # the entries whose relative error means something
+    resolved = np.abs(0.5 * analytic - 0.5 * numeric) > 0.5 * atol  # the entries whose relative error means something
     bad = resolved & (rel > tol)
     if np.any(bad):
         worst = np.unravel_index(np.argmax(np.where(bad, rel, -1.0)), rel.shape)
@@ -186,6 +265,7 @@ def compare(pairs, tol=1e-6, atol=1e-8):
     """
     if not isinstance(pairs, dict) or not pairs:
         raise TypeError("compare: argument 'pairs' must be a non-empty dict from name to (ours, reference)")
+    tol, atol = check_real("compare", "tol", tol, low=0), check_real("compare", "atol", atol, low=0)
     rows, all_ok = [], True
     for name, pair in pairs.items():
         if not isinstance(pair, tuple) or len(pair) != 2:
@@ -194,13 +274,14 @@ def compare(pairs, tol=1e-6, atol=1e-8):
         ref = as_float_array("compare", f"{name} (reference)", pair[1]).astype(np.float64)
         if ours.shape != ref.shape:
             raise ValueError(f"compare: '{name}' has shape {ours.shape} but its reference has shape {ref.shape}")
-        diff = np.abs(ours - ref)
+        half_diff = np.abs(0.5 * ours - 0.5 * ref)  # |ours - ref| / 2, which cannot overflow
         rel = _rel_errors(ours, ref)
-        ok = bool(np.all((rel <= tol) | (diff <= atol)))
+        ok = bool(np.all((rel <= tol) | (half_diff <= 0.5 * atol)))
         all_ok &= ok
-        max_diff = float(diff.max()) if diff.size else 0.0
+        max_diff = 2.0 * float(half_diff.max()) if half_diff.size else 0.0  # inf when beyond 1.8e308
         max_rel = float(rel.max()) if rel.size else 0.0
-        rows.append((name, str(ours.shape), error_bound(max_diff), error_bound(max_rel), "ok" if ok else "WRONG"))
+        shown = error_bound(max_diff) if np.isfinite(max_diff) else "> 1.8e+308"
+        rows.append((name, str(ours.shape), shown, error_bound(max_rel), "ok" if ok else "WRONG"))
     header = ("name", "shape", "max abs diff", "rel error", "ok")
     widths = [max(len(str(r[j])) for r in rows + [header]) for j in range(len(header))]
     for r in [header] + rows:

@@ -15,7 +15,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from bplib._validate import as_float_array, check_cache, check_shape
+from bplib._validate import all_finite, as_float_array, check_cache, check_shape, overflow_error
 
 
 class LinearCache(NamedTuple):
@@ -43,15 +43,25 @@ def _check_operands(fn, x, W, b):
     return x, W, b
 
 
+def _check_result(fn, what, *arrays):
+    """Refuse a result that overflowed: finite inputs, but an entry beyond the float range."""
+    for a in arrays:
+        if not all_finite(a):
+            raise overflow_error(fn, what, a.dtype)
+
+
 def linear_forward(x, W, b):
     """y = x W + b, that is y_nm = sum_d x_nd W_dm + b_m.
 
     Parameters: x, inputs (N, D); W, weights (D, M); b, biases (M,).
-    Returns: (y, cache), y of shape (N, M); the cache keeps x and W.
+    Returns: (y, cache), y of shape (N, M); the cache keeps x and W. Raises ValueError
+    when an entry of y overflows the float range (the inputs are too large).
     Derived in chapter 4.
     """
     x, W, b = _check_operands("linear_forward", x, W, b)
-    y = x @ W + b  # (N, M)
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow is reported below, by name
+        y = x @ W + b  # (N, M)
+    _check_result("linear_forward", "y = x W + b", y)
     return y, LinearCache(x, W)
 
 
@@ -59,14 +69,16 @@ def linear_backward(dy, cache):
     """dx = dy W^T, dW = x^T dy, db = sum_n dy_n.
 
     Parameters: dy, upstream gradient (N, M); cache from linear_forward.
-    Returns: (dx, dW, db) of shapes (N, D), (D, M) and (M,).
-    Derived in chapter 4.
+    Returns: (dx, dW, db) of shapes (N, D), (D, M) and (M,). Raises ValueError when a
+    gradient overflows the float range. Derived in chapter 4.
     """
     cache = check_cache("linear_backward", cache, LinearCache)
     x, W = cache.x, cache.W
     dy = as_float_array("linear_backward", "dy", dy, ndim=2)
     check_shape("linear_backward", "dy", dy, (x.shape[0], W.shape[1]))
-    dx = dy @ W.T  # (N, M) @ (M, D) -> (N, D)
-    dW = x.T @ dy  # (D, N) @ (N, M) -> (D, M)
-    db = dy.sum(axis=0)  # (M,)
+    with np.errstate(over="ignore", invalid="ignore"):
+        dx = dy @ W.T  # (N, M) @ (M, D) -> (N, D)
+        dW = x.T @ dy  # (D, N) @ (N, M) -> (D, M)
+        db = dy.sum(axis=0)  # (M,)
+    _check_result("linear_backward", "a gradient", dx, dW, db)
     return dx, dW, db

@@ -6,7 +6,11 @@ parameter gradients into ``grads`` and returns the gradient of the input. A
 module used twice in one forward pass therefore holds two caches, and its
 gradients are the sum over both uses (the total derivative of a shared
 parameter). Calls to ``backward`` must come in the reverse order of the calls
-to ``forward``, which is what a backward pass does.
+to ``forward``, which is what a backward pass does. A call that raises
+leaves no trace: a failed ``backward`` keeps its cache (fix ``dout`` and call
+again), and a failed ``Sequential`` pass restores every child's caches and adds
+no gradient at all. A refusal names the method that was called
+(``Linear.backward: linear_backward: argument 'dy' ...``).
 
 ``params`` and ``grads`` are dicts from name to array with the same keys.
 The arrays are the module's own: an optimizer updates them in place
@@ -22,10 +26,14 @@ SoftmaxCrossEntropy (chapter 6); Conv2d, MaxPool2d, AvgPool2d and Flatten
 (chapter 9).
 """
 
+from contextlib import contextmanager
+
 import numpy as np
 
 from bplib import activations, conv, linear, losses, norm, rnn
-from bplib._validate import as_float_array, check_int, check_real, check_rng, check_shape
+from bplib._validate import (
+    as_float_array, check_bool, check_int, check_real, check_rng, check_shape,
+)
 
 
 class Module:
@@ -34,6 +42,7 @@ class Module:
     def __init__(self):
         self.training = True
         self._caches = []
+        self._pending = None  # gradients held back while an enclosing pass may still fail
 
     @property
     def params(self):
@@ -61,7 +70,7 @@ class Module:
 
     def train(self, mode=True):
         """Set ``training`` (True: training mode, False: evaluation mode); returns self."""
-        self.training = bool(mode)
+        self.training = check_bool(f"{type(self).__name__}.train", "mode", mode)
         return self
 
     def eval(self):
@@ -75,10 +84,80 @@ class Module:
     def _push(self, cache):
         self._caches.append(cache)
 
-    def _pop(self):
+    def _peek(self):
+        """The latest cache, left on the stack until the backward that reads it has succeeded."""
         if not self._caches:
             raise RuntimeError(f"{type(self).__name__}.backward: no cache left; every backward call needs an earlier forward call")
-        return self._caches.pop()
+        return self._caches[-1]
+
+    def _pop(self):
+        cache = self._peek()
+        self._caches.pop()
+        return cache
+
+    def _refusals(self, method, where=""):
+        """A with-block that prefixes a TypeError or ValueError raised inside with the method the user called."""
+        return _Refusals(f"{type(self).__name__}.{method}: {where}")
+
+    def _children(self):
+        return []
+
+    def _tree(self):
+        """This module and every module inside it, each once."""
+        found, stack = {}, [self]
+        while stack:
+            m = stack.pop()
+            if id(m) not in found:
+                found[id(m)] = m
+                stack.extend(m._children())
+        return list(found.values())
+
+    @contextmanager
+    def _all_or_nothing(self):
+        """A pass through this module's tree that completes or leaves no trace.
+
+        Inside, gradients are held back; if anything raises, every module's caches are
+        put back as they were and the held gradients are dropped, else they are added.
+        An enclosing pass that already holds gradients back keeps that job.
+        """
+        tree = self._tree()
+        if any(m._pending is not None for m in tree):
+            yield
+            return
+        saved = [list(m._caches) for m in tree]
+        for m in tree:
+            m._pending = []
+        try:
+            yield
+        except BaseException:
+            for m, caches in zip(tree, saved):
+                m._caches[:] = caches
+            raise
+        else:
+            for m in tree:
+                for grads in m._pending:
+                    m._add_grads(grads)
+        finally:
+            for m in tree:
+                m._pending = None
+
+
+class _Refusals:
+    """Module._refusals: a small class rather than a generator, since it wraps every call."""
+
+    __slots__ = ("prefix",)
+
+    def __init__(self, prefix):
+        self.prefix = prefix
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, exc, tb):
+        if kind is not None and issubclass(kind, (TypeError, ValueError)):
+            new = TypeError if issubclass(kind, TypeError) else ValueError
+            raise new(f"{self.prefix}{exc}") from exc
+        return False
 
 
 class _Wrapped(Module):
@@ -93,12 +172,16 @@ class _Wrapped(Module):
         return {}
 
     def forward(self, x):
-        y, cache = self._pair[0](x, *self.params.values(), **self._options())
+        with self._refusals("forward"):
+            y, cache = self._pair[0](x, *self.params.values(), **self._options())
         self._push(cache)
         return y
 
     def backward(self, dout):
-        return self._pair[1](dout, self._pop())
+        with self._refusals("backward"):
+            dx = self._pair[1](dout, self._peek())
+        self._pop()  # only once the backward has succeeded
+        return dx
 
 
 class _Parametrized(_Wrapped):
@@ -123,11 +206,20 @@ class _Parametrized(_Wrapped):
         return {name: getattr(self, "d" + name) for name in self._names}
 
     def _accumulate(self, grads):
+        """Add the gradients of one backward call, or hold them while an enclosing pass may still fail."""
+        if self._pending is None:
+            self._add_grads(grads)
+        else:
+            self._pending.append(grads)
+
+    def _add_grads(self, grads):
         for name, g in zip(self._names, grads):
             getattr(self, "d" + name).__iadd__(g)
 
     def backward(self, dout):
-        dx, *grads = self._pair[1](dout, self._pop())
+        with self._refusals("backward"):
+            dx, *grads = self._pair[1](dout, self._peek())
+        self._pop()  # only once the backward has succeeded
         self._accumulate(grads)
         return dx
 
@@ -155,12 +247,15 @@ class Linear(_Parametrized):
         self._init_grads()
 
     def forward(self, x):
-        y, cache = linear.linear_forward(x, self.W, self.b)
+        with self._refusals("forward"):
+            y, cache = linear.linear_forward(x, self.W, self.b)
         self._push(cache)
         return y
 
     def backward(self, dout):
-        dx, *grads = linear.linear_backward(dout, self._pop())
+        with self._refusals("backward"):
+            dx, *grads = linear.linear_backward(dout, self._peek())
+        self._pop()  # only once the backward has succeeded
         self._accumulate(grads)
         return dx
 
@@ -189,12 +284,16 @@ class _Loss(Module):
     _pair = None
 
     def forward(self, pred, target):
-        loss, cache = self._pair[0](pred, target)
+        with self._refusals("forward"):
+            loss, cache = self._pair[0](pred, target)
         self._push(cache)
         return loss
 
     def backward(self, dloss=1.0):
-        return self._pair[1](dloss, self._pop())
+        with self._refusals("backward"):
+            dpred = self._pair[1](dloss, self._peek())
+        self._pop()  # only once the backward has succeeded
+        return dpred
 
 
 class HalfSquaredError(_Loss):
@@ -212,7 +311,9 @@ class Sequential(Module):
 
     Parameters of child i are named "i.<name>" (nested: "1.0.W"). A module that
     appears twice is listed once, under its first name, so an optimizer updates
-    it once with the sum of its gradients. Used from chapter 4 on.
+    it once with the sum of its gradients. A forward or backward pass that raises
+    is undone: every child keeps the caches it had, and no gradient is added.
+    Used from chapter 4 on.
     """
 
     def __init__(self, *modules):
@@ -239,17 +340,25 @@ class Sequential(Module):
     def grads(self):
         return self._named("grads")
 
+    def _children(self):
+        return self.modules
+
     def forward(self, x):
-        for m in self.modules:
-            x = m.forward(x)
+        with self._all_or_nothing():
+            for i, m in enumerate(self.modules):
+                with self._refusals("forward", f"module {i} ({type(m).__name__}): "):
+                    x = m.forward(x)
         return x
 
     def backward(self, dout):
-        for m in reversed(self.modules):
-            dout = m.backward(dout)
+        with self._all_or_nothing():  # a failure half-way leaves no uneven caches or gradients
+            for i in reversed(range(len(self.modules))):
+                with self._refusals("backward", f"module {i} ({type(self.modules[i]).__name__}): "):
+                    dout = self.modules[i].backward(dout)
         return dout
 
     def train(self, mode=True):
+        mode = check_bool("Sequential.train", "mode", mode)
         for m in self.modules:
             m.train(mode)
         return super().train(mode)

@@ -11,7 +11,7 @@ Only a few operations carry their own derivative (+, *, ** with a numeric
 exponent, exp, log, tanh, sigmoid, relu); the rest (negation, subtraction,
 division and the reflected forms) are one identity each in terms of those.
 The design follows the spirit of Karpathy's micrograd; this module imports
-nothing of bplib (see DESIGN.md section 3).
+nothing of bplib (see CONTRIBUTING.md).
 """
 
 import math
@@ -22,9 +22,13 @@ def _check_number(fn, name, x, expected="a real number"):
     """Return ``x`` as a float if it is a finite real number (not a bool), else raise."""
     if isinstance(x, bool) or not isinstance(x, numbers.Real):
         raise TypeError(f"{fn}: argument '{name}' must be {expected}, got {type(x).__name__}")
+    try:
+        x = float(x)
+    except OverflowError as exc:  # an int or a fraction beyond the float range, 2**2000 say
+        raise ValueError(f"{fn}: argument '{name}' is too large for a float (beyond 1.8e308)") from exc
     if not math.isfinite(x):
         raise ValueError(f"{fn}: argument '{name}' must be finite, got {x!r}")
-    return float(x)
+    return x
 
 
 class Value:
@@ -38,6 +42,9 @@ class Value:
     """
 
     __slots__ = ("data", "grad", "op", "parents", "local_grads", "label")
+    # numpy must not treat a Value as an element of an object array: with this, array * Value
+    # falls back to Value.__rmul__, which refuses the array with a clear message.
+    __array_ufunc__ = None
 
     def __init__(self, data, label=""):
         self.data = _check_number("Value", "data", data)
@@ -51,9 +58,11 @@ class Value:
 
     @classmethod
     def _node(cls, op, data, parents, local_grads):
-        """A new interior node; its value must be finite (overflow is an error, not an inf)."""
-        if not math.isfinite(data):
-            raise ValueError(f"Value.{op}: the result {data!r} is not finite (overflow)")
+        """A new interior node; its value and local derivatives must be finite (overflow is an error, not an inf)."""
+        if not (math.isfinite(data) and all(math.isfinite(g) for g in local_grads)):
+            method = {"+": "__add__", "*": "__mul__"}.get(op, "__pow__" if op.startswith("**") else op)
+            raise ValueError(f"Value.{method}: the result {data!r} or its local derivative {local_grads} "
+                             f"is not finite (an overflow beyond 1.8e308)")
         out = cls(data)
         out.op, out.parents, out.local_grads = op, tuple(parents), tuple(local_grads)
         return out
@@ -163,7 +172,9 @@ class Value:
         """Fill in grad = d(self)/d(node) for every node of the graph by one reverse sweep.
 
         Interior nodes are reset first; leaves accumulate (+=) across calls, as in
-        PyTorch, so call zero_grad() between independent backward passes.
+        PyTorch, so call zero_grad() between independent backward passes. Every value
+        and local derivative is finite (checked when the node is made), but a product
+        of them along a path can still leave the float range and make a grad inf.
         Derived in chapter 2.
         """
         order = self.topological_order()

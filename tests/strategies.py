@@ -1,4 +1,6 @@
-"""Hypothesis strategies shared by every test file (one place, as DESIGN.md asks)."""
+"""Hypothesis strategies shared by every test file (one place, as CONTRIBUTING.md asks)."""
+
+import warnings
 
 import numpy as np
 from hypothesis import strategies as st
@@ -90,3 +92,35 @@ def norm_problems(draw, spatial=False, min_batch=2):
         scale, offset = rng.uniform(0.5, 2.0, D), rng.standard_normal(D)
     x = scale * rng.standard_normal(shape) + offset
     return x, rng.standard_normal(D), rng.standard_normal(D), rng.standard_normal(D), rng.uniform(0.5, 2.0, D)
+
+
+# Hostile values for an array argument, each with the error a public function must raise
+# (the message naming the function and the argument is checked by each test file).
+def hostile_arrays(shape=(2, 3)):
+    """name -> (value, exception type) for a float array argument of the given shape."""
+    good = np.ones(shape)
+    return {
+        "bool array": (good.astype(bool), TypeError),
+        "complex array": (good.astype(complex), TypeError),
+        "float16 array": (good.astype(np.float16), TypeError),
+        "object array": (good.astype(object), TypeError),
+        "string array": (np.full(shape, "a"), TypeError),
+        "masked array": (np.ma.masked_array(good, mask=good.astype(bool)), TypeError),
+        "ragged list": ([[1.0, 2.0], [3.0]], TypeError),
+        "string": ("abc", TypeError),
+        "None": (None, TypeError),
+        "dict": ({}, TypeError),
+        "Python bool": (True, TypeError),
+        "numpy bool": (np.True_, TypeError),
+        "NaN": (np.full(shape, np.nan), ValueError),
+        "inf": (np.full(shape, np.inf), ValueError),
+        "-inf": (np.full(shape, -np.inf), ValueError),
+        "int too large for a float": (2**2000, ValueError),
+    }
+
+
+def as_matrix(a):
+    """np.matrix(a), without numpy's PendingDeprecationWarning: the subclass whose * is a matrix product."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PendingDeprecationWarning)
+        return np.matrix(a)

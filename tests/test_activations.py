@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 from hypothesis import given
-from strategies import away_from_zero, float_arrays, seeds, small_shapes
+from strategies import as_matrix, away_from_zero, float_arrays, hostile_arrays, seeds, small_shapes
 
 from bplib import activations as act
 from bplib.gradcheck import check_backward, numerical_derivative
@@ -142,3 +142,81 @@ def test_backward_rejects_a_foreign_cache(name):
         backward(np.zeros(2), [np.zeros(2)])
     with pytest.raises(TypeError, match="'cache'"):
         backward(np.zeros(2), (np.zeros(2), np.zeros(2)))
+
+
+# --- hostile input: every function refuses it by its own name (issue 13) ---
+
+PLAIN = [act.sigmoid, act.sigmoid_prime, act.tanh, act.tanh_prime, act.relu, act.relu_prime]
+FORWARDS = [act.sigmoid_forward, act.tanh_forward, act.relu_forward]
+
+
+@pytest.mark.parametrize("fn", PLAIN + FORWARDS, ids=lambda f: f.__name__)
+@pytest.mark.parametrize("case", list(hostile_arrays()))
+def test_every_function_refuses_hostile_input_by_its_own_name(fn, case):
+    value, error = hostile_arrays()[case]
+    arg = "x" if fn.__name__.endswith("_forward") else "z"
+    with pytest.raises(error, match=f"^{fn.__name__}: argument '{arg}'"):
+        fn(value)
+
+
+@pytest.mark.parametrize("name", ["sigmoid", "tanh", "relu"])
+@pytest.mark.parametrize("case", list(hostile_arrays()))
+def test_every_backward_refuses_a_hostile_dout_by_its_own_name(name, case):
+    forward, backward = PAIRS[name]
+    _, cache = forward(np.ones((2, 3)))
+    value, error = hostile_arrays()[case]
+    with pytest.raises(error, match=f"^{name}_backward: argument 'dout'"):
+        backward(value, cache)
+
+
+def test_sigmoid_prime_errors_name_sigmoid_prime():
+    with pytest.raises(ValueError, match=r"^sigmoid_prime: argument 'z' contains NaN or infinity \(first at index \(1,\): nan\)"):
+        act.sigmoid_prime(np.array([0.0, np.nan]))
+
+
+@pytest.mark.parametrize("fn", PLAIN + FORWARDS, ids=lambda f: f.__name__)
+def test_a_matrix_is_read_as_a_plain_array(fn):
+    # np.matrix turns * into a matrix product; the functions must compute elementwise all the same.
+    z = np.array([[-1.5, 0.0, 2.0], [0.5, -3.0, 1.0], [4.0, -0.25, -2.0]])
+    got = fn(as_matrix(z))
+    want = fn(z)
+    if isinstance(got, tuple):
+        (got, _), (want, _) = got, want
+    assert type(got) is np.ndarray
+    np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("name", ["sigmoid", "tanh", "relu"])
+def test_backward_reads_a_matrix_dout_as_a_plain_array(name):
+    forward, backward = PAIRS[name]
+    x = np.array([[-1.5, 0.5], [2.0, -0.5]])
+    _, cache = forward(x)
+    dout = np.array([[1.0, 2.0], [3.0, 4.0]])
+    got = backward(as_matrix(dout), cache)
+    assert type(got) is np.ndarray
+    np.testing.assert_array_equal(got, backward(dout, cache))
+
+
+def test_sigmoid_is_the_two_branch_formula():
+    # 1 / (1 + e^-z) for z >= 0 and e^z / (1 + e^z) below, computed here branch by branch.
+    z = np.linspace(-40.0, 40.0, 801)
+    by_branch = np.array([1.0 / (1.0 + np.exp(-v)) if v >= 0 else np.exp(v) / (1.0 + np.exp(v)) for v in z])
+    np.testing.assert_allclose(act.sigmoid(z), by_branch, rtol=5e-16, atol=0)
+    assert act.sigmoid(-700.0) > 0  # e^-700 ~ 1e-304: the tail keeps its digits
+
+
+def test_a_number_gives_a_numpy_scalar_of_its_dtype():
+    for fn in PLAIN:
+        out = fn(0.5)
+        assert isinstance(out, np.float64) and np.ndim(out) == 0, fn.__name__
+    assert act.sigmoid(np.float32(0.5)).dtype == np.float32
+    out, cache = act.sigmoid_forward(2.0)
+    assert np.ndim(out) == 0 and act.sigmoid_backward(1.0, cache) == pytest.approx(out * (1 - out), rel=1e-15)
+
+
+def test_relu_backward_is_dout_times_the_mask():
+    x = np.array([-2.0, -0.0, 0.0, 1e-300, 3.0])
+    dout = np.array([5.0, 6.0, 7.0, 8.0, -9.0])
+    _, cache = act.relu_forward(x)
+    np.testing.assert_array_equal(act.relu_backward(dout, cache), [0.0, 0.0, 0.0, 8.0, -9.0])
+    assert act.relu_backward(dout.astype(np.float32), cache).dtype == np.float32

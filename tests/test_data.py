@@ -176,7 +176,14 @@ BAD_INPUTS = [
     (lambda r: data.load_digits_splits(r, val_fraction=0.6, test_fraction=0.5), ValueError, "leave an empty train"),
     (lambda r: data.load_digits_splits(r, test_fraction=1e-4), ValueError, "leave an empty train, validation or test"),
     (lambda r: data.translated_digits(np.zeros((2, 8, 8)), 0), TypeError, "'rng' must be a numpy Generator"),
-    (lambda r: data.translated_digits(np.zeros((2, 8, 8), dtype=int), r), TypeError, "'images' must be a float"),
+    (lambda r: data.translated_digits(np.full((2, 8, 8), np.nan), r), ValueError, "^translated_digits: argument 'images' contains NaN"),
+    (lambda r: data.translated_digits(np.zeros((2, 8, 8), dtype=np.float16), r), TypeError,
+     "^translated_digits: argument 'images' must have dtype"),
+    (lambda r: data.translated_digits(np.ma.masked_array(np.zeros((2, 8, 8))), r), TypeError, "'images' is a masked array"),
+    (lambda r: data.translated_digits(np.zeros((2, 8, 8), dtype=bool), r), TypeError, "'images' must have dtype"),
+    (lambda r: data.spirals(2**2000, r), ValueError, r"^spirals: argument 'n' must lie within \+-\(2\*\*63 - 1\)"),
+    (lambda r: data.two_blobs(10, r, spread=2**2000), ValueError, "^two_blobs: argument 'spread' is too large for a float"),
+    (lambda r: data.moons(10, r, noise=np.True_), TypeError, "^moons: argument 'noise' must be a finite real number, got bool"),
     (lambda r: data.translated_digits(np.zeros((2, 64)), r), ValueError, "'images' must have shape"),
     (lambda r: data.translated_digits(np.zeros((2, 3, 8, 8)), r), ValueError, "'images' must have shape"),
     (lambda r: data.translated_digits(np.zeros((2, 8, 8)), r, size=7), ValueError, "larger than the canvas size 7"),
@@ -188,3 +195,11 @@ BAD_INPUTS = [
 def test_generators_and_loader_validate_arguments(call, error, match):
     with pytest.raises(error, match=match):
         call(np.random.default_rng(0))
+
+
+def test_translated_digits_reads_integer_images_as_float64():
+    images = np.arange(2 * 3 * 3).reshape(2, 3, 3)
+    canvas, offsets = data.translated_digits(images, np.random.default_rng(0), size=5)
+    assert canvas.dtype == np.float64
+    for k, (r, c) in enumerate(offsets):
+        np.testing.assert_array_equal(canvas[k, r:r + 3, c:c + 3], images[k])

@@ -1,9 +1,11 @@
 """Tests of bplib.gradcheck: the checker itself must catch wrong gradients."""
 
+import inspect
+
 import numpy as np
 import pytest
 from hypothesis import given
-from strategies import float_arrays, seeds, small_shapes
+from strategies import as_matrix, float_arrays, hostile_arrays, seeds, small_shapes
 
 from bplib import activations as act
 from bplib.gradcheck import (
@@ -224,3 +226,136 @@ def test_compare_rejects_bad_input():
         compare({"W": np.ones(2)})
     with pytest.raises(ValueError, match=r"'W' has shape \(2,\) but its reference has shape \(3,\)"):
         compare({"W": (np.ones(2), np.ones(3))})
+
+
+# --- the checker the whole book trusts: no overflow, no silent pass (issue 13) ---
+
+MAX = np.finfo(np.float64).max
+
+
+def test_rel_error_does_not_overflow():
+    # |1.7 - 1.53| / (1.7 + 1.53) = 0.17 / 3.23 at any scale; it was 0 (the sum overflowed to inf)
+    assert rel_error(1.7e308, 1.53e308) == pytest.approx(0.17 / 3.23, rel=1e-14)
+    # |a - b| / (|a| + |b|) = 1 for opposite signs; it was NaN (inf / inf)
+    assert rel_error(1e308, -1e308) == 1.0
+    assert rel_error(np.array([MAX, -MAX]), np.array([-MAX, MAX])) == 1.0
+    # ordinary values are unchanged (halving both is exact): compare with the formula written out
+    a, b = np.array([0.3, -2.5, 1e-12]), np.array([0.30000001, -2.4, 0.0])
+    expected = np.max(np.abs(a - b) / np.maximum(1e-8, np.abs(a) + np.abs(b)))
+    assert rel_error(a, b) == expected
+
+
+def test_compare_sees_a_ten_percent_difference_near_the_float_limit(capsys):
+    assert compare({"big": (np.array([1.7e308]), np.array([1.53e308]))}) is False
+    assert "WRONG" in capsys.readouterr().out
+    assert compare({"opposite": (np.array([1e308]), np.array([-1e308]))}) is False
+    out = capsys.readouterr().out
+    assert "> 1.8e+308" in out and "WRONG" in out  # |a - b| = 2e308 is shown, not a crash
+    assert compare({"same": (np.array([MAX]), np.array([MAX]))}) is True
+
+
+def test_compare_refuses_bad_tolerances():
+    for kwargs in (dict(tol=-1.0), dict(atol=-1e-8), dict(tol=float("nan"))):
+        with pytest.raises((TypeError, ValueError), match="^compare: argument '(tol|atol)'"):
+            compare({"g": (np.ones(2), np.ones(2))}, **kwargs)
+
+
+def test_compare_reads_matrices_as_plain_arrays(capsys):
+    assert compare({"m": (as_matrix([[1.0, 2.0]]), np.array([[1.0, 2.0]]))}) is True
+    assert "(1, 2)" in capsys.readouterr().out
+
+
+def test_numerical_gradient_array_refuses_a_dout_of_the_wrong_shape():
+    # it broadcast dout silently: a (2, 3) dout against an output of shape (3,) gave a wrong answer
+    with pytest.raises(ValueError, match=r"^numerical_gradient_array: argument 'dout' has shape \(2, 3\) "
+                                         r"but the output of f has shape \(3,\)"):
+        numerical_gradient_array(lambda v: 2 * v, np.ones(3), np.ones((2, 3)))
+    with pytest.raises(ValueError, match=r"^numerical_gradient_array: argument 'dout' has shape \(1,\)"):
+        numerical_gradient_array(lambda v: 2 * v, np.ones(3), np.ones(1))
+
+
+def test_numerical_gradient_array_errors_name_it():
+    with pytest.raises(ValueError, match="^numerical_gradient_array: argument 'x' contains NaN"):
+        numerical_gradient_array(lambda v: v, np.array([np.nan]), np.ones(1))
+    with pytest.raises(TypeError, match="^numerical_gradient_array: argument 'x'"):
+        numerical_gradient_array(lambda v: v, "x", np.ones(1))
+
+
+@pytest.mark.parametrize("fn", [numerical_gradient, numerical_derivative])
+def test_a_step_lost_in_rounding_is_refused(fn):
+    # next to x = 1e12 the float spacing is 1.2e-4: x + 1e-5 and x - 1e-5 are 2.4e-4 apart, not 2e-5,
+    # and the derivative of the identity came out as 0 (x = 1e30) or 12 times too large (x = 1e12)
+    x = np.array([1e12]) if fn is numerical_gradient else 1e12
+    f = (lambda v: float(np.sum(v))) if fn is numerical_gradient else (lambda v: v)
+    with pytest.raises(ValueError, match=f"^{fn.__name__}: the step h = 1e-05 is too small for x(\\[0\\])? = 1e\\+12"):
+        fn(f, x)
+    x_ok = np.array([1e12]) if fn is numerical_gradient else 1e12
+    got = fn(f, x_ok, h=1e7)  # a step of about 1e-5 |x| works
+    assert np.all(np.isclose(got, 1.0, rtol=1e-6))
+
+
+@pytest.mark.parametrize("fn", [numerical_gradient, numerical_derivative])
+def test_f_must_give_a_finite_number(fn):
+    x = np.ones(2) if fn is numerical_gradient else 1.0
+    with pytest.raises(TypeError, match=f"^{fn.__name__}: f must return a number, got an array of shape"):
+        fn(lambda v: np.ones(3), x)
+    with pytest.raises(ValueError, match=f"^{fn.__name__}: f returned inf"):
+        fn(lambda v: np.inf, x)
+
+
+@pytest.mark.parametrize("fn", [numerical_gradient, numerical_gradient_array])
+@pytest.mark.parametrize("case", list(hostile_arrays()))
+def test_numerical_gradients_refuse_a_hostile_x_by_name(fn, case):
+    value, error = hostile_arrays()[case]
+    args = (lambda v: float(np.sum(v)), value) if fn is numerical_gradient else (lambda v: v, value, np.ones((2, 3)))
+    with pytest.raises(error, match=f"^{fn.__name__}: argument 'x'"):
+        fn(*args)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_check_backward_catches_a_non_finite_gradient(bad):
+    # a NaN gradient passed before: every comparison with NaN is False, so no entry was 'bad'
+    def broken(dout, cache):
+        g = act.tanh_backward(dout, cache)
+        g[1] = bad
+        return g
+
+    with pytest.raises(GradientCheckError, match=r"^check_backward: gradient of 'x' is not finite at index \(1,\)"):
+        check_backward(act.tanh_forward, broken, (np.linspace(-1, 1, 4),), names=("x",))
+
+
+def test_check_backward_catches_a_complex_gradient():
+    with pytest.raises(GradientCheckError, match="^check_backward: gradient of 'x' must hold real numbers, got dtype complex128"):
+        check_backward(act.tanh_forward, lambda d, c: act.tanh_backward(d, c) + 0j, (np.ones(3),), names=("x",))
+
+
+def test_check_backward_refuses_malformed_arguments():
+    x = np.ones(3)
+    with pytest.raises(TypeError, match="^check_backward: argument 'args' must be a tuple"):
+        check_backward(act.tanh_forward, act.tanh_backward, x)  # the array itself, not (x,)
+    with pytest.raises(TypeError, match="^check_backward: argument 'kwargs' must be a dict"):
+        check_backward(act.tanh_forward, act.tanh_backward, (x,), kwargs=[("a", 1)])
+    with pytest.raises(TypeError, match="^check_backward: argument 'names' must be a tuple of strings"):
+        check_backward(act.tanh_forward, act.tanh_backward, (x,), names="x")
+    with pytest.raises(TypeError, match="^check_backward: argument 'forward' must be a function"):
+        check_backward("tanh", act.tanh_backward, (x,))
+    with pytest.raises(TypeError, match=r"^check_backward: forward must return a pair \(out, cache\), got ndarray"):
+        check_backward(act.tanh, act.tanh_backward, (x,))
+    with pytest.raises(TypeError, match="^check_backward: args\\[0\\] is a masked array"):
+        check_backward(act.tanh_forward, act.tanh_backward, (np.ma.masked_array(x, mask=[0, 1, 0]),))
+
+
+def test_check_backward_names_a_forward_that_overflows():
+    def forward(x):
+        return np.exp(x), None
+
+    with np.errstate(over="ignore"), pytest.raises(ValueError, match="^check_backward: forward returned inf"):
+        check_backward(forward, lambda d, c: d, (np.array([709.78]),), h=1e-2)
+
+
+def test_the_defaults_of_the_numerical_functions_are_unchanged():
+    for fn in (numerical_derivative, numerical_gradient, numerical_gradient_array):
+        assert inspect.signature(fn).parameters["h"].default == 1e-5
+    params = inspect.signature(check_backward).parameters
+    assert (params["tol"].default, params["atol"].default) == (1e-6, 1e-8)
+    assert (inspect.signature(compare).parameters["tol"].default, inspect.signature(compare).parameters["atol"].default) == (1e-6, 1e-8)

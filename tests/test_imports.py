@@ -1,4 +1,4 @@
-"""bplib's modules import each other in one direction only (DESIGN.md section 3)."""
+"""bplib's modules import each other in one direction only (CONTRIBUTING.md section 3)."""
 
 import ast
 import pathlib
@@ -61,7 +61,7 @@ def test_every_module_has_a_rule():
 @pytest.mark.parametrize("name", _modules())
 def test_imports_point_one_way(name):
     inner = {m.split(".")[1] for m in _imports(name) if m.startswith("bplib.")}
-    assert inner <= ALLOWED[name], f"bplib.{name} imports {sorted(inner - ALLOWED[name])}, which DESIGN.md forbids"
+    assert inner <= ALLOWED[name], f"bplib.{name} imports {sorted(inner - ALLOWED[name])}, which CONTRIBUTING.md forbids"
     assert not inner & (LEAVES - ALLOWED[name]), f"bplib.{name} imports a leaf module"
 
 
@@ -69,6 +69,6 @@ def test_imports_point_one_way(name):
 def test_numpy_only(name):
     third_party = {m.split(".")[0] for m in _imports(name)} - {"bplib", "numpy"}
     stdlib = {"numbers", "math", "dataclasses", "typing", "collections", "itertools", "functools", "os", "sys",
-              "copy", "textwrap", "traceback"}
+              "copy", "textwrap", "traceback", "contextlib"}
     third_party -= OPTIONAL_THIRD_PARTY.get(name, set())
     assert third_party <= stdlib, f"bplib.{name} imports {sorted(third_party - stdlib)}"

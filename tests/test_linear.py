@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 from hypothesis import given
-from strategies import linear_sizes, seeds
+from strategies import as_matrix, hostile_arrays, linear_sizes, seeds
 
 from bplib.gradcheck import check_backward, numerical_gradient_array
 from bplib.linear import linear_backward, linear_forward
@@ -157,3 +157,56 @@ def test_backward_bad_dy():
 def test_backward_bad_cache():
     with pytest.raises(TypeError, match="linear_backward: argument 'cache'"):
         linear_backward(np.zeros((2, 4)), (np.zeros((2, 3)),))
+
+
+# --- hostile input (issue 13) ---
+
+SHAPES = {"x": (2, 3), "W": (3, 4), "b": (4,)}
+
+
+@pytest.mark.parametrize("arg", ["x", "W", "b"])
+@pytest.mark.parametrize("case", list(hostile_arrays()))
+def test_forward_refuses_hostile_input_by_name(arg, case):
+    args = {k: np.ones(shape) for k, shape in SHAPES.items()}
+    value, error = hostile_arrays(SHAPES[arg])[case]
+    args[arg] = value
+    with pytest.raises(error, match=f"^linear_forward: argument '{arg}'"):
+        linear_forward(**args)
+
+
+@pytest.mark.parametrize("case", list(hostile_arrays()))
+def test_backward_refuses_a_hostile_dy_by_name(case):
+    _, cache = linear_forward(np.ones((2, 3)), np.ones((3, 4)), np.ones(4))
+    value, error = hostile_arrays((2, 4))[case]
+    with pytest.raises(error, match="^linear_backward: argument 'dy'"):
+        linear_backward(value, cache)
+
+
+def test_matrices_are_read_as_plain_arrays():
+    x, W, b, _ = _operands((3, 3, 3), 5)
+    y, cache = linear_forward(as_matrix(x), as_matrix(W), b)
+    assert type(y) is np.ndarray
+    np.testing.assert_array_equal(y, linear_forward(x, W, b)[0])
+    grads = linear_backward(as_matrix(np.ones((3, 3))), cache)
+    assert all(type(g) is np.ndarray for g in grads)
+    np.testing.assert_array_equal(grads[1], x.T @ np.ones((3, 3)))
+
+
+def test_an_overflowing_result_is_refused_not_returned_as_inf():
+    big = np.finfo(np.float64).max / 2
+    with pytest.raises(ValueError, match=r"^linear_forward: y = x W \+ b overflows float64"):
+        linear_forward(np.full((1, 3), big), np.ones((3, 1)), np.zeros(1))  # the true y is 1.5 max
+    _, cache = linear_forward(np.ones((2, 3)), np.ones((3, 1)), np.zeros(1))
+    with pytest.raises(ValueError, match="^linear_backward: a gradient overflows float64"):
+        linear_backward(np.full((2, 1), 0.75 * np.finfo(np.float64).max), cache)  # db = 1.5 max
+    with pytest.raises(ValueError, match="^linear_forward: y = x W \\+ b overflows float32"):
+        linear_forward(np.full((1, 2), 1e20, np.float32), np.full((2, 1), 1e20, np.float32), np.zeros(1, np.float32))
+
+
+def test_an_empty_batch_gives_an_empty_output_and_zero_parameter_gradients():
+    y, cache = linear_forward(np.zeros((0, 3)), np.ones((3, 2)), np.ones(2))
+    assert y.shape == (0, 2)
+    dx, dW, db = linear_backward(np.zeros((0, 2)), cache)
+    assert dx.shape == (0, 3)
+    np.testing.assert_array_equal(dW, np.zeros((3, 2)))
+    np.testing.assert_array_equal(db, np.zeros(2))

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from strategies import batch_shapes, float_arrays, seeds
+from strategies import as_matrix, batch_shapes, float_arrays, hostile_arrays, seeds
 
 from bplib import losses
 from bplib.activations import sigmoid
@@ -317,3 +317,202 @@ def test_loss_backward_mutates_nothing(forward, backward, draw):
     s_before = cache[0].copy()
     losses.softmax_cross_entropy_backward(1.0, cache)
     np.testing.assert_array_equal(cache[0], s_before)
+
+
+# --- hostile input and the float range (issue 13) ---
+
+MAX = np.finfo(np.float64).max
+ELEMENTWISE = {  # name -> (function, prediction name, target name, valid prediction)
+    "half_squared_error": (losses.half_squared_error, "y", "t", np.full((2, 3), 0.5)),
+    "half_squared_error_forward": (losses.half_squared_error_forward, "y", "t", np.full((2, 3), 0.5)),
+    "binary_cross_entropy": (BCE, "p", "t", np.full((2, 3), 0.5)),
+    "binary_cross_entropy_forward": (losses.binary_cross_entropy_forward, "p", "t", np.full((2, 3), 0.5)),
+    "binary_cross_entropy_with_logits": (BCE_LOGITS, "z", "t", np.full((2, 3), 0.5)),
+    "binary_cross_entropy_with_logits_forward": (losses.binary_cross_entropy_with_logits_forward, "z", "t", np.full((2, 3), 0.5)),
+}
+
+
+@pytest.mark.parametrize("fn", list(ELEMENTWISE))
+@pytest.mark.parametrize("which", [0, 1])
+@pytest.mark.parametrize("case", list(hostile_arrays()))
+def test_elementwise_losses_refuse_hostile_input_by_their_own_name(fn, which, case):
+    f, pred, target, good = ELEMENTWISE[fn]
+    args = [good, np.full((2, 3), 0.5)]
+    args[which], error = hostile_arrays()[case]
+    with pytest.raises(error, match=f"^{fn}: argument '{(pred, target)[which]}'"):
+        f(*args)
+
+
+@pytest.mark.parametrize("fn", ["softmax", "softmax_forward", "log_softmax", "log_softmax_forward",
+                                "softmax_cross_entropy", "softmax_cross_entropy_forward"])
+@pytest.mark.parametrize("case", list(hostile_arrays()))
+def test_softmax_family_refuses_hostile_logits_by_its_own_name(fn, case):
+    value, error = hostile_arrays()[case]
+    args = (value, np.array([0, 2])) if "cross_entropy" in fn else (value,)
+    with pytest.raises(error, match=f"^{fn}: argument 'z'"):
+        getattr(losses, fn)(*args)
+
+
+@pytest.mark.parametrize("fn", ["softmax_backward", "log_softmax_backward"])
+@pytest.mark.parametrize("case", list(hostile_arrays()))
+def test_softmax_backwards_refuse_a_hostile_upstream_by_name(fn, case):
+    forward = getattr(losses, fn.replace("backward", "forward"))
+    _, cache = forward(np.ones((2, 3)))
+    value, error = hostile_arrays()[case]
+    with pytest.raises(error, match=f"^{fn}: argument '(ds|dout)'"):
+        getattr(losses, fn)(value, cache)
+
+
+@pytest.mark.parametrize("fn", list(ELEMENTWISE) + ["softmax_cross_entropy", "softmax_cross_entropy_forward"])
+def test_an_empty_batch_is_refused(fn):
+    # the mean over N = 0 examples is 0 / 0: a NaN with only a RuntimeWarning before
+    if "softmax" in fn:
+        args, name = (np.zeros((0, 3)), np.zeros(0, dtype=np.int64)), "z"
+    else:
+        f, name, _, _ = ELEMENTWISE[fn]
+        args = (np.zeros((0, 3)), np.zeros((0, 3)))
+    with pytest.raises(ValueError, match=rf"^{fn}: argument '{name}' must hold at least one example \(N >= 1\), got shape \(0, 3\)$"):
+        getattr(losses, fn)(*args)
+
+
+def test_zero_classes_are_refused_by_every_softmax_function():
+    for fn in ("softmax", "softmax_forward", "log_softmax", "log_softmax_forward"):
+        with pytest.raises(ValueError, match=rf"^{fn}: argument 'z' must have a class axis .* K >= 1 classes, got shape \(2, 0\)$"):
+            getattr(losses, fn)(np.zeros((2, 0)))
+    # an empty batch of K classes is a valid softmax input (it is not a mean)
+    assert losses.softmax(np.zeros((0, 4))).shape == (0, 4)
+
+
+def test_the_half_squared_error_of_matrices_is_elementwise():
+    # np.matrix makes * a matrix product: ones vs zeros, 3 x 3, gave 4.5 instead of 9 / 2 / 3 = 1.5.
+    y, t = as_matrix(np.ones((3, 3))), as_matrix(np.zeros((3, 3)))
+    assert losses.half_squared_error(y, t) == 1.5
+    L, cache = losses.half_squared_error_forward(y, t)
+    assert type(losses.half_squared_error_backward(1.0, cache)) is np.ndarray
+
+
+def test_half_squared_error_is_finite_whenever_the_true_loss_is():
+    # 0.5 (1.5e154)^2 = 1.125e308 fits, although (1.5e154)^2 alone does not
+    L, cache = losses.half_squared_error_forward(np.array([[1.5e154]]), np.array([[0.0]]))
+    assert L == pytest.approx(1.125e308, rel=1e-15)
+    # two entries of 1e154 and N = 2: (1e308 + 1e308) / 2 / 2 = 5e307
+    assert losses.half_squared_error(np.full((2, 1), 1e154), np.zeros((2, 1))) == pytest.approx(5e307, rel=1e-15)
+    with pytest.raises(ValueError, match="^half_squared_error: the loss overflows float64"):
+        losses.half_squared_error(np.array([[1e155]]), np.array([[0.0]]))
+    with pytest.raises(ValueError, match="^half_squared_error_forward: y - t overflows float64"):
+        losses.half_squared_error_forward(np.array([[MAX]]), np.array([[-MAX]]))
+
+
+def test_logits_loss_is_finite_whenever_the_true_loss_is():
+    # each of the 4 terms is max(z, 0) - t z + log1p(e^-|z|) = 1e308 for z = -1e308, t = 1;
+    # their sum overflows, their mean over N = 4 is 1e308
+    z, t = np.full((4, 1), -1e308), np.ones((4, 1))
+    assert BCE_LOGITS(z, t) == pytest.approx(1e308, rel=1e-15)
+    with pytest.raises(ValueError, match="^binary_cross_entropy_with_logits: the loss overflows float64"):
+        BCE_LOGITS(np.full((1, 2), -MAX), np.ones((1, 2)))  # the true mean is 2 MAX
+
+
+@pytest.mark.parametrize("forward, backward", [(losses.softmax_forward, losses.softmax_backward),
+                                               (losses.log_softmax_forward, losses.log_softmax_backward)])
+def test_softmax_backwards_are_finite_for_upstream_gradients_near_the_limit(forward, backward):
+    # The maps are linear in the upstream gradient g: backward(g) = c backward(g / c), exactly for c a power of 2.
+    z = np.array([[0.5, -1.0, 2.0, 0.0], [3.0, 3.0, -2.0, 1.0]])
+    _, cache = forward(z)
+    g = np.array([[1.0, 0.9, 1.0, -0.3], [1.0, 1.0, 1.0, 1.0]]) * 2.0 ** 1022  # sums over k overflow
+    expected = backward(g / 2.0 ** 1022, cache) * 2.0 ** 1022
+    got = backward(g, cache)
+    assert np.all(np.isfinite(got))
+    np.testing.assert_allclose(got, expected, rtol=1e-14)
+
+
+def test_log_softmax_backward_refuses_a_true_overflow():
+    # dz_0 = dout_0 - s_0 (dout_0 + dout_1 + dout_2) = MAX + MAX / 3 for s = (1/3, 1/3, 1/3): beyond the float range.
+    # (The softmax map cannot overflow: |dz_k| = s_k |sum_j s_j (ds_k - ds_j)| <= MAX / 2.)
+    _, cache = losses.log_softmax_forward(np.zeros((1, 3)))
+    with pytest.raises(ValueError, match="^log_softmax_backward: the gradient overflows float64"):
+        losses.log_softmax_backward(np.array([[MAX, -MAX, -MAX]]), cache)
+
+
+def test_log_softmax_refuses_a_gap_beyond_the_float_range():
+    z = np.array([[MAX, -MAX, 0.0]])
+    with pytest.raises(ValueError, match=r"^log_softmax: log softmax \(the gap between two logits of a row\) overflows"):
+        losses.log_softmax(z)
+    s = losses.softmax(z)  # e^(-2 MAX) is exactly 0: softmax itself is fine
+    np.testing.assert_array_equal(s, [[1.0, 0.0, 0.0]])
+    with pytest.raises(ValueError, match="^softmax_cross_entropy: the loss overflows"):
+        SCE(z, np.array([1]))
+    assert SCE(z, np.array([0])) == 0.0
+
+
+def test_dloss_too_large_for_the_gradient_dtype_is_refused():
+    for forward, backward, args in [
+        (losses.softmax_cross_entropy_forward, losses.softmax_cross_entropy_backward, (np.zeros((2, 3), np.float32), np.array([0, 1]))),
+        (losses.binary_cross_entropy_with_logits_forward, losses.binary_cross_entropy_with_logits_backward,
+         (np.zeros((2, 3), np.float32), np.zeros((2, 3), np.float32))),
+    ]:
+        _, cache = forward(*args)
+        with pytest.raises(ValueError, match=f"^{backward.__name__}: argument 'dloss' = 1e\\+39 overflows the float32 gradient"):
+            backward(1e39, cache)
+        assert np.all(np.isfinite(backward(1e38, cache)))
+
+
+def test_a_gradient_that_overflows_is_refused():
+    _, cache = losses.binary_cross_entropy_forward(np.array([[1.0]]), np.array([[0.0]]))  # dp = dloss / 1e-12
+    with pytest.raises(ValueError, match="^binary_cross_entropy_backward: the gradient overflows float64"):
+        losses.binary_cross_entropy_backward(1e300, cache)
+    _, cache = losses.half_squared_error_forward(np.array([[1e10]]), np.array([[0.0]]))
+    with pytest.raises(ValueError, match="^half_squared_error_backward: the gradient overflows float64"):
+        losses.half_squared_error_backward(1e300, cache)
+
+
+def test_bad_dloss_types_are_refused_clearly():
+    _, cache = losses.softmax_cross_entropy_forward(np.zeros((2, 3)), np.array([0, 1]))
+    import fractions
+    assert losses.softmax_cross_entropy_backward(fractions.Fraction(1, 2), cache).shape == (2, 3)
+    with pytest.raises(ValueError, match="^softmax_cross_entropy_backward: argument 'dloss' is too large for a float"):
+        losses.softmax_cross_entropy_backward(2**2000, cache)
+    with pytest.raises(TypeError, match="^softmax_cross_entropy_backward: argument 'dloss' must be a finite real number, got bool"):
+        losses.softmax_cross_entropy_backward(True, cache)
+
+
+def test_label_and_range_errors_say_what_came():
+    with pytest.raises(ValueError, match=r"labels outside \[0, K\) = \[0, 3\): its smallest is -1 and its largest 3"):
+        SCE(np.zeros((2, 3)), np.array([-1, 3]))
+    with pytest.raises(ValueError, match=r"^binary_cross_entropy: argument 'p' must hold values in \[0, 1\], got values in \[-0.5, 1\]"):
+        BCE(np.array([[-0.5, 1.0]]), np.array([[0.0, 1.0]]))
+
+
+def test_onehot_with_an_impossible_K_is_refused_by_name():
+    with pytest.raises(ValueError, match="^onehot: argument 'K'"):
+        losses.onehot(np.array([0, 1]), 2**62)
+    with pytest.raises(ValueError, match="^onehot: argument 'K' must lie within"):
+        losses.onehot(np.array([0, 1]), 2**2000)
+
+
+def test_softmax_cross_entropy_keeps_the_exact_loss_and_gradient():
+    # Computed from the definitions with Python floats: row (1, 2, 3), label 2; row (0, 0, 0), label 0.
+    import math
+    z, y = np.array([[1.0, 2.0, 3.0], [0.0, 0.0, 0.0]]), np.array([2, 0])
+    lse = math.log(math.exp(1) + math.exp(2) + math.exp(3))
+    expected = ((lse - 3.0) + math.log(3.0)) / 2
+    L, cache = losses.softmax_cross_entropy_forward(z, y)
+    assert L == pytest.approx(expected, rel=1e-15)
+    s0 = [math.exp(v - lse) for v in (1.0, 2.0, 3.0)]
+    dz = losses.softmax_cross_entropy_backward(2.0, cache)
+    np.testing.assert_allclose(dz, 2.0 * (np.array([s0, [1 / 3] * 3]) - np.array([[0, 0, 1], [1, 0, 0]])) / 2, rtol=1e-14)
+
+
+def test_cross_entropy_refuses_nan_and_inf_through_the_loss_and_keeps_minus_inf_elsewhere_exact():
+    z, y = np.array([[1.0, 2.0, 0.5], [0.0, -1.0, 3.0]]), np.array([1, 2])
+    for k, bad in [((0, 0), np.nan), ((1, 1), np.inf), ((0, 1), -np.inf)]:  # the last one is a label
+        zb = z.copy()
+        zb[k] = bad
+        message = rf"^softmax_cross_entropy_forward: argument 'z' contains NaN or infinity \(first at index \({k[0]}, {k[1]}\)"
+        with pytest.raises(ValueError, match=message):
+            losses.softmax_cross_entropy_forward(zb, y)
+    # -inf at a class that is not the label is that class with probability exactly 0
+    zb = z.copy()
+    zb[0, 2] = -np.inf
+    L, cache = losses.softmax_cross_entropy_forward(zb, y)
+    L_ref = losses.softmax_cross_entropy(np.array([[1.0, 2.0, -1e4], [0.0, -1.0, 3.0]]), y)  # e^-1e4 is exactly 0 as well
+    assert L == L_ref and cache.s[0, 2] == 0.0 and np.all(np.isfinite(losses.softmax_cross_entropy_backward(1.0, cache)))

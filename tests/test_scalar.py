@@ -208,7 +208,12 @@ def test_an_exponent_that_is_not_a_number_is_a_type_error(k):
     (lambda: Value(2.0) ** float("nan"), r"Value\.__pow__: argument 'k' must be finite"),
     (lambda: Value(1e200) ** 2, r"Value\.__pow__: 1e\+200 \*\* 2 overflows"),
     (lambda: Value(1000.0).exp(), r"Value\.exp: exp\(1000\) overflows"),
-    (lambda: Value(1e200) * 1e200, r"Value\.\*: the result inf is not finite"),
+    (lambda: Value(1e200) * 1e200, r"Value\.__mul__: the result inf or its local derivative .* is not finite"),
+    (lambda: Value(1.5e308) + 1e308, r"Value\.__add__: the result inf"),
+    (lambda: Value(5e-324).log(), r"Value\.log: the result -744.44.* or its local derivative \(inf,\) is not finite"),
+    (lambda: Value(2**2000), r"Value: argument 'data' is too large for a float"),
+    (lambda: Value(1.0) * 2**2000, r"Value\.__mul__: argument 'other' is too large for a float"),
+    (lambda: 2**2000 - Value(1.0), r"Value\.__rsub__: argument 'other' is too large for a float"),
     (lambda: Value(1.0) + float("inf"), r"Value\.__add__: argument 'other' must be finite"),
 ])
 def test_bad_values_are_value_errors_naming_the_op(expr, match):
@@ -240,3 +245,30 @@ def test_scalar_imports_nothing_of_bplib():
                 for n in ast.walk(ast.parse(source)) if isinstance(n, (ast.Import, ast.ImportFrom))
                 for a in getattr(n, "names", [])]
     assert not [m for m in imported if m and m.startswith("bplib")]
+
+
+def test_a_fraction_is_a_real_number():
+    import fractions
+    assert Value(fractions.Fraction(1, 4)).data == 0.25
+
+
+def test_numpy_arrays_do_not_swallow_values():
+    # numpy used to build an object array of Values (array * Value); now Value's reflected
+    # operation sees the array and refuses it by name, while numpy scalars still work.
+    with pytest.raises(TypeError, match="^Value.__rmul__: argument 'other' must be a Value or a real number, got ndarray"):
+        np.ones(2) * Value(2.0)
+    with pytest.raises(TypeError, match="^Value.__radd__: argument 'other' must be a Value or a real number, got ndarray"):
+        np.ones(2) + Value(2.0)
+    out = np.float64(3.0) * Value(2.0)
+    assert isinstance(out, Value) and out.data == 6.0
+    out = np.float32(1.0) / Value(4.0)
+    assert isinstance(out, Value) and out.data == 0.25
+
+
+def test_local_derivatives_are_finite_so_a_gradient_through_small_values_survives():
+    # every value and local derivative is finite; a gradient through them is exact here
+    x = Value(1e-200)
+    y = x * 1e200 * 1e200 * 1e-300  # 1e-100
+    z = y * y * 1e250  # 1e50; dz/dx = 2 y 1e250 dy/dx = 2e150 1e100
+    z.backward()
+    assert x.grad == pytest.approx(2e250, rel=1e-12)
