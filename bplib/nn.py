@@ -453,3 +453,34 @@ class LayerNorm(_Parametrized):
 
     def _options(self):
         return {"eps": self.eps}
+
+
+# --- Chapter 5: dropout as a module. Its pure pair lives in bplib.autodiff (chapter 10), ---
+# --- which sits below nn in DESIGN.md's import order, like the other op modules.         ---
+from bplib import autodiff  # noqa: E402  (kept with the block it serves)
+from bplib._validate import check_real  # noqa: E402
+
+
+class Dropout(_Wrapped):
+    """y = x m / (1 - p), m_i ~ Bernoulli(1 - p), in training; y = x in eval.
+
+    Each forward call in training mode draws a new mask from ``rng``;
+    backward multiplies dout by the same mask, so a dropped entry gets no
+    gradient. Dividing by 1 - p keeps E[y] = x, so evaluation needs no
+    rescaling. Parameters: p in [0, 1), the probability of dropping an
+    entry; rng, a numpy Generator. x of any shape (N, ...). The pair is
+    autodiff.dropout_forward and dropout_backward (chapter 10); used in
+    chapter 5, after Srivastava et al. (2014).
+    """
+
+    _pair = (autodiff.dropout_forward, autodiff.dropout_backward)
+
+    def __init__(self, p, rng):
+        super().__init__()
+        self.p = check_real("Dropout", "p", p, low=0.0, high=1.0,
+                            high_open=True)
+        self.rng = check_rng("Dropout", "rng", rng)
+
+    def _options(self):
+        return {"p": self.p, "rng": self.rng,
+                "training": bool(self.training)}

@@ -21,7 +21,7 @@ ALLOWED = {
     "rnn": {"_validate", "linear", "activations", "losses"},
     "norm": {"_validate", "linear", "activations", "losses"},
     "autodiff": {"_validate", "linear", "activations", "losses", "gradcheck"},
-    "nn": {"_validate", "linear", "activations", "losses", "conv", "rnn", "norm"},
+    "nn": {"_validate", "linear", "activations", "losses", "conv", "rnn", "norm", "autodiff"},  # autodiff: nn.Dropout's pair
     "data": {"_validate"},
     "plot": {"_validate", "scalar"},
     "train": {"_validate", "nn", "optim", "data", "losses", "linear", "activations", "gradcheck"},

@@ -376,3 +376,65 @@ def test_flatten_and_last_step_validate_their_inputs():
         nn.LastStep().forward(np.zeros((2, 3)))
     with pytest.raises(ValueError, match=r"LastStep.forward: argument 'h' must have at least one time step, got shape \(2, 0, 3\)"):
         nn.LastStep().forward(np.zeros((2, 0, 3)))
+
+
+# --- Chapter 5: nn.Dropout (appended by the chapter 5 author) ---
+
+def test_dropout_in_training_mode_zeroes_about_p_and_scales_the_rest():
+    x = np.ones((200, 50))
+    drop = nn.Dropout(0.3, np.random.default_rng(0))
+    y = drop.forward(x)
+    kept = y != 0
+    np.testing.assert_allclose(y[kept], 1 / 0.7, rtol=1e-15)  # survivors are scaled by 1 / (1 - p)
+    assert abs(1 - kept.mean() - 0.3) < 0.01  # 10,000 draws: standard error about 0.005
+    assert abs(y.mean() - 1.0) < 0.02  # E[y] = x
+
+
+def test_dropout_backward_uses_the_mask_of_its_own_forward_call_and_equals_central_differences():
+    rng = np.random.default_rng(1)
+    x1, x2, d1, d2 = (rng.standard_normal((4, 6)) for _ in range(4))
+    drop = nn.Dropout(0.5, np.random.default_rng(2))
+    y1, y2 = drop.forward(x1), drop.forward(x2)  # two masks, two caches
+    dx2, dx1 = drop.backward(d2), drop.backward(d1)  # backward in reverse order
+    np.testing.assert_array_equal(dx1, d1 * np.where(x1 != 0, y1 / x1, 0.0))
+    np.testing.assert_array_equal(dx2, d2 * np.where(x2 != 0, y2 / x2, 0.0))
+    mask = np.where(x1 != 0, y1 / x1, 0.0)  # fixed mask: y = x * mask is linear in x
+    numeric = numerical_gradient(lambda v: np.sum(v * mask * d1), x1)
+    np.testing.assert_allclose(dx1, numeric, rtol=1e-7, atol=1e-9)
+
+
+def test_dropout_in_evaluation_mode_is_the_identity_and_follows_sequential():
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((5, 4))
+    model = nn.Sequential(nn.Linear(4, 3, rng), nn.Dropout(0.9, np.random.default_rng(4)))
+    model.eval()
+    assert model.modules[1].training is False
+    expected = x @ model.modules[0].W + model.modules[0].b
+    np.testing.assert_allclose(model.forward(x), expected, rtol=1e-15)
+    np.testing.assert_array_equal(model.backward(np.ones((5, 3))), np.ones((5, 3)) @ model.modules[0].W.T)
+    assert model.params.keys() == {"0.W", "0.b"}  # dropout has no parameters
+
+
+def test_dropout_with_p_zero_keeps_everything():
+    x = np.random.default_rng(5).standard_normal((3, 3))
+    np.testing.assert_array_equal(nn.Dropout(0.0, np.random.default_rng(0)).forward(x), x)
+
+
+@pytest.mark.parametrize("p, rng, error, match", [
+    (1.0, np.random.default_rng(0), ValueError, r"Dropout: argument 'p' must lie in \[0.0, 1.0\)"),
+    (-0.1, np.random.default_rng(0), ValueError, "Dropout: argument 'p' must lie in"),
+    ("0.5", np.random.default_rng(0), TypeError, "Dropout: argument 'p' must be a finite real number"),
+    (0.5, 0, TypeError, "Dropout: argument 'rng' must be a numpy Generator"),
+])
+def test_dropout_validates_its_arguments(p, rng, error, match):
+    with pytest.raises(error, match=match):
+        nn.Dropout(p, rng)
+
+
+def test_dropout_backward_refuses_a_wrong_dout_and_a_missing_forward():
+    drop = nn.Dropout(0.5, np.random.default_rng(0))
+    with pytest.raises(RuntimeError, match="Dropout.backward: no cache left"):
+        drop.backward(np.ones((2, 2)))
+    drop.forward(np.ones((2, 2)))
+    with pytest.raises(ValueError, match="dropout_backward: argument 'dout' has shape"):
+        drop.backward(np.ones((3, 2)))
