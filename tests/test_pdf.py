@@ -100,9 +100,8 @@ def title(docname):
 
 @cache
 def pages():
-    """The text of every page, in order (pdftotext, one string a page)."""
-    count = int(re.search(r"Pages:\s+(\d+)", run("pdfinfo", str(PDF))).group(1))
-    return [run("pdftotext", "-f", str(p), "-l", str(p), str(PDF), "-") for p in range(1, count + 1)]
+    """The text of every page, in order (pdftotext ends each page with a form feed)."""
+    return run("pdftotext", str(PDF), "-").split("\f")[:-1]
 
 
 def normalized(text):
@@ -298,3 +297,13 @@ def test_bibliography_lists_every_entry():
 def test_pages_render(tmp_path):
     run("pdftoppm", "-r", "30", "-f", "1", "-l", "1", "-png", str(PDF), str(tmp_path / "p"))
     assert list(tmp_path.glob("p*.png"))
+
+
+def test_html_book_links_the_pdf_only_beside_it():
+    html = ROOT / "_build" / "html"
+    if not html.is_dir():
+        pytest.skip("no HTML book built")
+    links = [(page, href) for page in html.rglob("*.html") if "_static" not in page.parts
+             for href in re.findall(r'href="([^"#]*book\.pdf)"', page.read_text(errors="replace"))]
+    for page, href in links:
+        assert (page.parent / href).resolve().is_file(), f"{page.name} links {href}, which is missing"
