@@ -60,6 +60,7 @@ pdf: pdf-build pdf-check
 
 pdf-build: $(STAMP) tex
 	rm -rf _build/latex
+	mkdir -p _build/extra  # html_extra_path (MathJax) must exist, even for LaTeX
 	LATEXMKOPTS="-xelatex -silent" LATEXOPTS="-interaction=nonstopmode -halt-on-error" \
 	  $(BIN)/jupyter-book build . --builder pdflatex $(JB_FLAGS)
 	test -s _build/latex/book.pdf

@@ -43,16 +43,16 @@ CODE_WIDTH = 88  # characters a line of notebook code may have (tests of the not
 
 # A term each chapter is about, which its pages must contain (besides its title).
 MAIN_TERMS = {
-    "01_derivatives": "central difference",
-    "02_chain_rule": "computational graph",
-    "03_four_equations": "BP1",
-    "04_matrix_form": "Jacobian",
-    "05_training": "momentum",
-    "06_softmax": "log-sum-exp",
-    "07_convolution": "cross-correlation",
-    "08_bptt": "LSTM",
-    "09_batchnorm": "variance",
-    "10_reverse_mode": "adjoint",
+    "chapters/01_derivatives": "central difference",
+    "chapters/02_chain_rule": "computational graph",
+    "chapters/03_four_equations": "BP1",
+    "chapters/04_matrix_form": "Jacobian",
+    "chapters/05_training": "momentum",
+    "chapters/06_softmax": "log-sum-exp",
+    "chapters/07_convolution": "cross-correlation",
+    "chapters/08_bptt": "LSTM",
+    "chapters/09_batchnorm": "variance",
+    "chapters/10_reverse_mode": "adjoint",
 }
 XHTML = "{http://www.w3.org/1999/xhtml}"
 
@@ -203,7 +203,7 @@ def test_each_chapter_has_its_title_and_main_term_on_its_pages():
     for index, docname in enumerate(order):
         text = "\n".join(pages()[starts[index]:max(starts[index + 1], starts[index] + 1)])
         assert contains(text, title(docname)), docname
-        term = MAIN_TERMS.get(Path(docname).name)
+        term = MAIN_TERMS.get(docname)
         if term is not None:
             assert contains(text, term), f"'{term}' not on the pages of {docname}"
             checked += 1
@@ -235,14 +235,20 @@ def test_every_figure_is_embedded():
     assert embedded >= expected >= figures
 
 
+DIRECTIVE = re.compile(r"^([`:]{3,})\{(prf:\w+|exercise|exercise-start|solution|solution-start)\}.*\n((?:\s*:[\w-]+:.*\n)*)", re.M)
+
+
 def test_exercises_solutions_and_propositions_are_rendered():
     sources = "\n".join(markdown_and_code(doc)[0] for doc, _ in toc_pages())
-    solutions = len(re.findall(r"^[`:]{3,}\{solution(?:-start)?\}", sources, flags=re.M))
+    directives = [(m.group(2), ":nonumber:" in m.group(3)) for m in DIRECTIVE.finditer(sources)]
+    solutions = sum(kind.startswith("solution") for kind, _ in directives)
     text = normalized("\n".join(pages()))
     assert text.count("Solution to Exercise") >= solutions > 0
-    kinds = "Proposition|Theorem|Lemma|Definition|Algorithm|Exercise"
-    unnumbered = re.findall(rf"\b(?:{kinds}) \((?!page)[^)]*\)", text)  # "Proposition (BP1)"
-    assert not unnumbered, unnumbered[:5]
+    # An admonition that lost its number reads "Proposition (BP1)"; only :nonumber: ones may.
+    for kind in {"Proposition", "Theorem", "Lemma", "Definition", "Algorithm", "Exercise"}:
+        allowed = sum(nonumber for name, nonumber in directives if kind.lower() in name)
+        without = re.findall(rf"(?<!Solution to )\b{kind} \((?!page)", text)
+        assert len(without) <= allowed, f"{len(without)} of '{kind} (...)' without a number, {allowed} allowed"
 
 
 def words_by_line():
