@@ -1,7 +1,7 @@
 # Backpropagation, Derived: set-up, build and tests.
 #   make book   create .venv, install everything, build the HTML book into _build/html
 #   make test   the same set-up, then every test: bplib, the notebooks, the build, the browser
-#   make lab    open the notebooks in JupyterLab
+#   make lab    open the notebooks in JupyterLab (MyST directives rendered by jupyterlab-myst)
 #   make pdf    the printable book, _build/latex/book.pdf (XeLaTeX), and its checks
 # Needs python3 (3.11) with venv, npm, and Debian's chromium for the browser checks
 # (installed by `make chromium` when run as root), and Debian's XeLaTeX, latexmk and
@@ -36,7 +36,8 @@ $(STAMP): requirements.txt constraints.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet -r requirements.txt
 	touch $(STAMP)
 
-# MathJax 3 from the npm registry, copied where html_extra_path serves it from.
+# MathJax 3 from the npm registry, copied where html_extra_path serves it from; axe-core,
+# the accessibility checker that tests/test_browser.py injects, stays in node_modules.
 node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund
 assets: node_modules/.package-lock.json
@@ -77,27 +78,39 @@ tex:
 	  apt-get install -y -qq --no-install-recommends $(TEX_PACKAGES); \
 	else echo "The PDF needs: sudo apt-get install --no-install-recommends $(TEX_PACKAGES)" >&2; exit 1; fi
 
+# Notebook code: at most 88 characters a line, pyflakes and pycodestyle (CONTRIBUTING.md, "Notebooks").
 lint: $(STAMP)
 	$(BIN)/ruff check bplib tests benchmarks
+	$(BIN)/ruff check --line-length 88 --select E,F,W --ignore E731,E741,E402 chapters
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest -n $(JOBS) tests
 
+# One BLAS thread per kernel: JOBS kernels on JOBS cores, not JOBS x cores threads fighting.
 notebooks: $(STAMP)
-	$(BIN)/python -m pytest -n $(JOBS) --dist loadfile $(NBVAL) chapters
+	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(BIN)/python -m pytest -n $(JOBS) --dist loadfile $(NBVAL) chapters
 
 build: $(STAMP) assets
 	rm -rf _build/html _build/jupyter_execute _build/.doctrees
 	$(BIN)/jupyter-book build . $(JB_FLAGS)
 
-browser: $(STAMP)
-	$(BIN)/python -m pytest -m browser tests/test_browser.py
+# The built book in Chromium (axe-core comes from node_modules), then one chapter in JupyterLab.
+browser: $(STAMP) node_modules/.package-lock.json
+	$(BIN)/python -m pytest -m browser tests/test_browser.py tests/test_lab.py
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
 
+# JupyterLab on the repository, opened at the chapters, with MyST rendering (jupyterlab-myst).
+# Root needs --allow-root.
 lab: $(STAMP)
-	$(BIN)/jupyter lab chapters
+	$(BIN)/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) \
+	    --ServerApp.root_dir="$(CURDIR)" --LabApp.default_url=/lab/tree/chapters
+
+# Starter copies of the practice notebooks, solutions removed, in practice/ (git-ignored).
+.PHONY: practice
+practice: $(STAMP)
+	$(BIN)/python tools/make_practice.py $(if $(FORCE),--force)
 
 freeze: $(STAMP)
 	$(BIN)/python -m pip freeze --exclude-editable > constraints.txt

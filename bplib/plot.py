@@ -187,17 +187,41 @@ def _draw_edge_labels(ax, boxes, edges, digits, fontsize):
                 bbox=dict(boxstyle="round,pad=0.15", fc="#fffbe6", ec="#e0c070", lw=0.6))
 
 
+class SourceCode:
+    """Library source for a notebook: Markdown for the HTML book, coloured HTML for JupyterLab.
+
+    The book (myst-nb) renders the Markdown code block with its own theme;
+    JupyterLab's MyST renderer gives code blocks no colours, so it shows the
+    HTML form, highlighted by Pygments with inline colours.
+    """
+
+    def __init__(self, name, text):
+        self.name, self.text = name, text
+
+    def __repr__(self):
+        return f"<source of {self.name}>"
+
+    def _repr_markdown_(self):
+        return "```python\n" + self.text + "\n```"
+
+    def _repr_html_(self):
+        from pygments import highlight  # imported here: only notebooks call this
+        from pygments.formatters import HtmlFormatter
+        from pygments.lexers import PythonLexer
+
+        return highlight(self.text, PythonLexer(), HtmlFormatter(noclasses=True, nobackground=True))
+
+
 def show_source(obj):
     """The source of a bplib function or class as a highlighted code block, for a notebook cell.
 
-    The block is Markdown, which both the HTML book (myst-nb) and JupyterLab
-    render with syntax highlighting, so the library is shown from the library
-    itself, never pasted. A method's source is dedented, so that it starts at the
-    left margin. Parameters: obj, a function, method, class or module.
-    Returns: an IPython Markdown display object. Used in every chapter.
+    The library is shown from the library itself, never pasted: the HTML book
+    renders the Markdown form, JupyterLab the HTML form (see SourceCode). A
+    method's source is dedented, so that it starts at the left margin.
+    Parameters: obj, a function, method, class or module.
+    Returns: a SourceCode display object. Used in every chapter.
     """
     if not (inspect.isfunction(obj) or inspect.isclass(obj) or inspect.ismodule(obj) or inspect.ismethod(obj)):
         raise TypeError(f"show_source: argument 'obj' must be a function, class or module, got {type(obj).__name__}")
-    from IPython.display import Markdown  # imported here: only notebooks call this
-
-    return Markdown("```python\n" + textwrap.dedent(inspect.getsource(obj)).rstrip() + "\n```")
+    name = f"{obj.__module__}.{obj.__qualname__}" if not inspect.ismodule(obj) else obj.__name__
+    return SourceCode(name, textwrap.dedent(inspect.getsource(obj)).rstrip())

@@ -164,7 +164,7 @@ def test_plot_is_a_leaf_and_imports_matplotlib_lazily():
 
 
 def test_show_source_of_a_method_starts_at_the_left_margin():
-    text = show_source(Value.__add__).data
+    text = show_source(Value.__add__)._repr_markdown_()
     assert text.startswith("```python\ndef __add__(self, other):")
     assert inspect.getsource(Value.__add__).startswith("    def __add__")  # indented in the class
 
@@ -172,9 +172,13 @@ def test_show_source_of_a_method_starts_at_the_left_margin():
 def test_show_source_is_the_library_source_as_a_python_block():
     from bplib import activations
 
-    md = show_source(activations.relu_backward)
-    text = md.data
+    src = show_source(activations.relu_backward)
+    text = src._repr_markdown_()
     assert text.startswith("```python\ndef relu_backward(dout, cache):") and text.endswith("\n```")
     assert inspect.getsource(activations.relu_backward).rstrip() in text
+    assert repr(src) == "<source of bplib.activations.relu_backward>"
+    # the HTML form (what JupyterLab shows) carries its colours inline: no stylesheet needed
+    html = src._repr_html_()
+    assert "relu_backward" in html and 'style="color:' in html and "class=" in html.split(">")[0]
     with pytest.raises(TypeError, match="'obj' must be a function, class or module, got int"):
         show_source(3)
