@@ -17,8 +17,10 @@ What is checked, against the notebooks and ``_toc.yml`` rather than fixed number
 - every solution of an exercise is printed, and no proposition or exercise lost its
   number;
 - code: every line set in the code font ends inside the text block, and a code block
-  holds the notebooks' 88 characters a line without wrapping;
-- the bibliography lists every entry of references.bib.
+  holds the notebooks' 88 characters a line without wrapping; no text of any kind
+  comes within 1 cm of the paper's edge;
+- the bibliography lists every entry of references.bib;
+- the HTML book, if built, links the PDF only where the file is beside it.
 """
 
 import json
@@ -251,15 +253,20 @@ def test_exercises_solutions_and_propositions_are_rendered():
         assert len(without) <= allowed, f"{len(without)} of '{kind} (...)' without a number, {allowed} allowed"
 
 
-def words_by_line():
-    """[(page, [(xmin, xmax, word), ...])] for every line of the PDF (pdftotext -bbox-layout)."""
+@cache
+def page_lines():
+    """[(page, page width, [(xmin, xmax, word), ...])] for every line (pdftotext -bbox-layout)."""
     tree = ET.fromstring(run("pdftotext", "-bbox-layout", str(PDF), "-"))
     lines = []
     for number, page in enumerate(tree.iter(XHTML + "page"), start=1):
         for line in page.iter(XHTML + "line"):
             words = [(float(w.get("xMin")), float(w.get("xMax")), w.text or "") for w in line.iter(XHTML + "word")]
-            lines.append((number, words))
+            lines.append((number, float(page.get("width")), words))
     return lines
+
+
+def words_by_line():
+    return [(page, words) for page, _, words in page_lines() if words]
 
 
 def monospace_pitch(words):
@@ -292,11 +299,20 @@ def test_code_lines_fit_the_text_width():
     assert capacity >= CODE_WIDTH, f"a code block holds {capacity:.1f} characters, fewer than {CODE_WIDTH}"
 
 
+def test_nothing_cut_at_the_page_edge():
+    # A formula or table a little too wide may reach into the 2.5 cm margin (TeX reports
+    # it as an overfull box); nothing may come within 1 cm of the paper's edge.
+    cm = 72 / 2.54
+    near_edge = [(page, words[-1][2]) for page, width, words in page_lines()
+                 if words and (words[0][0] < cm or max(x1 for _, x1, _ in words) > width - cm)]
+    assert not near_edge, near_edge[:5]
+
+
 def test_bibliography_lists_every_entry():
     entries = re.findall(r"^@\w+\{", (ROOT / "references.bib").read_text(), flags=re.M)
     start = physical_page(doc_labels()["chapters/bibliography"][1]) if "chapters/bibliography" in doc_labels() else 0
     text = "\n".join(pages()[start:])
-    labels = set(re.findall(r"^\[[A-Za-z+]+\d{2}[a-z]?\]", text, flags=re.M))
+    labels = set(re.findall(r"^\[[^\]\s]{2,24}\]", text, flags=re.M))  # [AK98], [Kar], ...
     assert len(labels) >= len(entries) > 0
 
 
