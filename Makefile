@@ -63,7 +63,8 @@ pdf-build: $(STAMP) tex
 	rm -rf _build/latex
 	mkdir -p _build/extra  # html_extra_path (MathJax) must exist, even for LaTeX
 	LATEXMKOPTS="-xelatex -silent" LATEXOPTS="-interaction=nonstopmode -halt-on-error" \
-	  $(BIN)/jupyter-book build . --builder pdflatex $(JB_FLAGS)
+	  $(BIN)/jupyter-book build . --builder pdflatex $(JB_FLAGS) \
+	  || { grep -A8 '^!' _build/latex/book.log >&2; exit 1; }
 	test -s _build/latex/book.pdf
 	if [ -f _build/html/book.pdf ]; then cp _build/latex/book.pdf _build/html/book.pdf; fi
 
