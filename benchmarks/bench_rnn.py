@@ -14,9 +14,9 @@ def _sequence(op, forward, backward, gates, rng):
     Wx = rng.standard_normal((D, gates * Dh)) / np.sqrt(D)
     Wh = rng.standard_normal((Dh, gates * Dh)) / np.sqrt(Dh)
     b = np.zeros(gates * Dh)
-    h, cache = forward(x, h0, Wx, Wh, b)
-    dh = rng.standard_normal(h.shape)
-    return Case(op, f"N={N} T={T} D={D} Dh={Dh}", lambda: forward(x, h0, Wx, Wh, b), lambda: backward(dh, cache))
+    result = forward(x, h0, Wx, Wh, b)  # (h, cache) for the RNN, (h, c_T, cache) for the LSTM
+    dh = rng.standard_normal(result[0].shape)
+    return Case(op, f"N={N} T={T} D={D} Dh={Dh}", lambda: forward(x, h0, Wx, Wh, b), lambda: backward(dh, result[-1]))
 
 
 def cases(rng):

@@ -25,7 +25,7 @@ SoftmaxCrossEntropy (chapter 6); Conv2d, MaxPool2d, AvgPool2d and Flatten
 import numpy as np
 
 from bplib import activations, conv, linear, losses, norm, rnn
-from bplib._validate import as_float_array, check_int, check_rng, check_shape
+from bplib._validate import as_float_array, check_int, check_real, check_rng, check_shape
 
 
 class Module:
@@ -357,9 +357,14 @@ class RNN(_Parametrized):
         self.Dh, self.dh0 = Dh, None
         self._init_grads()
 
+    def _input(self, x, h0):
+        """x as a float array of shape (N, T, D), and h0 (zeros (N, Dh) if None); errors name the module."""
+        fn = f"{type(self).__name__}.forward"
+        x = as_float_array(fn, "x", x, ndim=3)
+        return x, np.zeros((x.shape[0], self.Dh), dtype=x.dtype) if h0 is None else h0
+
     def forward(self, x, h0=None):
-        h0 = np.zeros((np.shape(x)[0], self.Dh)) if h0 is None else h0
-        h, cache = self._pair[0](x, h0, self.Wx, self.Wh, self.b)
+        h, cache = self._pair[0](*self._input(x, h0), self.Wx, self.Wh, self.b)
         self._push(cache)
         return h
 
@@ -370,35 +375,53 @@ class RNN(_Parametrized):
 
 
 class LSTM(RNN):
-    """h = lstm(x, h0) with gates i, f, g, o stacked in Wx (D, 4Dh), Wh (Dh, 4Dh), b (4Dh,).
+    """h = lstm(x, h0, c0) with gates i, f, g, o stacked in Wx (D, 4Dh), Wh (Dh, 4Dh), b (4Dh,).
 
-    Same interface as RNN; the cell state starts at zero. Derived in chapter 8.
+    Same interface as RNN; the cell state starts at c0, zero unless given to
+    forward. After a forward call ``self.c_last`` holds the final cell state
+    (N, Dh), to carry into the next chunk of a stream; after a backward call
+    ``self.dh0`` and ``self.dc0`` hold the gradients of the initial states.
+    Derived in chapter 8.
     """
 
     _gates = 4
     _pair = (rnn.lstm_forward, rnn.lstm_backward)
 
+    def forward(self, x, h0=None, c0=None):
+        h, self.c_last, cache = rnn.lstm_forward(*self._input(x, h0), self.Wx, self.Wh, self.b, c0)
+        self._push(cache)
+        return h
+
+    def backward(self, dout):
+        dx, self.dh0, *grads, self.dc0 = rnn.lstm_backward(dout, self._pop())
+        self._accumulate(grads)
+        return dx
+
 
 class LastStep(Module):
     """y = h[:, -1]: the last hidden state of a sequence h (N, T, Dh), for many-to-one tasks.
 
-    backward(dy) puts dy at the last time step and zeros elsewhere. Used in chapter 8.
+    backward(dy) puts dy at the last time step and zeros elsewhere, in the dtype of h
+    (or of dy, if wider). Used in chapter 8.
     """
 
     def forward(self, h):
         h = as_float_array("LastStep.forward", "h", h, ndim=3)
         if h.shape[1] == 0:
             raise ValueError(f"LastStep.forward: argument 'h' must have at least one time step, got shape {h.shape}")
-        self._push(h.shape)
+        self._push((h.shape, h.dtype))
         return h[:, -1]
 
     def backward(self, dout):
-        shape = self._pop()
-        dout = np.asarray(dout, dtype=np.float64)
-        last = (shape[0],) + tuple(shape[2:])
-        if dout.shape != last:
-            raise ValueError(f"LastStep.backward: argument 'dout' has shape {dout.shape} but h[:, -1] has shape {last}")
-        dh = np.zeros(shape)
+        if not self._caches:
+            self._pop()  # raises the error that names the module
+        shape, dtype = self._caches[-1]
+        dout = as_float_array("LastStep.backward", "dout", dout, ndim=2)
+        if dout.shape != (shape[0], shape[2]):
+            raise ValueError(f"LastStep.backward: argument 'dout' has shape {dout.shape} but h[:, -1] has shape "
+                             f"{(shape[0], shape[2])}")
+        self._pop()  # only now: a refused dout leaves the cache for a corrected call
+        dh = np.zeros(shape, dtype=np.result_type(dtype, dout))
         dh[:, -1] = dout
         return dh
 
@@ -416,10 +439,12 @@ class BatchNorm1d(_Parametrized):
 
     def __init__(self, D, *, momentum=0.1, eps=1e-5):
         super().__init__()
-        D = check_int(type(self).__name__, "D", D, minimum=1)
+        name = type(self).__name__
+        D = check_int(name, "D", D, minimum=1)
+        self.momentum = check_real(name, "momentum", momentum, low=0, high=1)
+        self.eps = check_real(name, "eps", eps, low=0, low_open=True)
         self.gamma, self.beta = np.ones(D), np.zeros(D)
         self.running_mean, self.running_var = np.zeros(D), np.ones(D)
-        self.momentum, self.eps = momentum, eps
         self._init_grads()
 
     def forward(self, x):
@@ -448,7 +473,8 @@ class LayerNorm(_Parametrized):
     def __init__(self, D, *, eps=1e-5):
         super().__init__()
         D = check_int("LayerNorm", "D", D, minimum=1)
-        self.gamma, self.beta, self.eps = np.ones(D), np.zeros(D), eps
+        self.eps = check_real("LayerNorm", "eps", eps, low=0, low_open=True)
+        self.gamma, self.beta = np.ones(D), np.zeros(D)
         self._init_grads()
 
     def _options(self):
@@ -458,7 +484,6 @@ class LayerNorm(_Parametrized):
 # --- Chapter 5: dropout as a module. Its pure pair lives in bplib.autodiff (chapter 10), ---
 # --- which sits below nn in DESIGN.md's import order, like the other op modules.         ---
 from bplib import autodiff  # noqa: E402  (kept with the block it serves)
-from bplib._validate import check_real  # noqa: E402
 
 
 class Dropout(_Wrapped):

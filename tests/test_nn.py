@@ -438,3 +438,74 @@ def test_dropout_backward_refuses_a_wrong_dout_and_a_missing_forward():
     drop.forward(np.ones((2, 2)))
     with pytest.raises(ValueError, match="dropout_backward: argument 'dout' has shape"):
         drop.backward(np.ones((3, 2)))
+
+
+# ================================================================ chapters 8 and 9: RNN, LSTM, LastStep, BatchNorm1d,
+# BatchNorm2d and LayerNorm (issue 13: inputs checked by the module, hyper-parameters checked at construction)
+
+
+@pytest.mark.parametrize("make", [nn.RNN, nn.LSTM])
+@pytest.mark.parametrize("x, match", [
+    (5.0, r"must have 3 dimensions, got shape \(\)"),
+    (np.zeros((2, 3)), r"must have 3 dimensions, got shape \(2, 3\)"),
+    ("x", "must be a numpy array"),
+    (np.full((1, 2, 3), np.nan), "contains NaN"),
+])
+def test_recurrent_modules_check_x_themselves(make, x, match):
+    layer = make(3, 2, np.random.default_rng(0))
+    with pytest.raises((ValueError, TypeError), match=f"^{make.__name__}.forward: argument 'x' {match}"):
+        layer.forward(x)
+
+
+def test_lstm_module_carries_the_cell_state():
+    from bplib import rnn  # imported here: the top of the file belongs to the other modules' tests
+
+    rng = np.random.default_rng(21)
+    layer = nn.LSTM(3, 4, rng)
+    x, h0, c0 = rng.standard_normal((2, 5, 3)), rng.standard_normal((2, 4)), rng.standard_normal((2, 4))
+    h = layer.forward(x, h0, c0)
+    h_want, c_want, cache = rnn.lstm_forward(x, h0, layer.Wx, layer.Wh, layer.b, c0)
+    np.testing.assert_array_equal(h, h_want)
+    np.testing.assert_array_equal(layer.c_last, c_want)
+    dh = rng.standard_normal(h.shape)
+    layer.zero_grad()
+    dx = layer.backward(dh)
+    dx_want, dh0, dWx, dWh, db, dc0 = rnn.lstm_backward(dh, cache)
+    for got, want in ((dx, dx_want), (layer.dh0, dh0), (layer.dc0, dc0), (layer.dWx, dWx), (layer.dWh, dWh), (layer.db, db)):
+        np.testing.assert_array_equal(got, want)
+    _module_check(nn.LSTM(3, 2, rng), rng.standard_normal((2, 3, 3)), rng)
+
+
+def test_last_step_backward_checks_dout_and_keeps_its_cache_on_a_refusal():
+    layer = nn.LastStep()
+    h = np.random.default_rng(22).standard_normal((2, 3, 4)).astype(np.float32)
+    layer.forward(h)
+    for bad, error, match in [
+        (np.full((2, 4), np.nan), ValueError, "contains NaN"),
+        (np.ones((2, 4), dtype=complex), TypeError, "must have dtype float32 or float64"),
+        (np.ones((2, 4), dtype=bool), TypeError, "must have dtype float32 or float64"),
+        ("dout", TypeError, "must be a numpy array"),
+        (np.ones(4), ValueError, "must have 2 dimensions"),
+        (np.ones((2, 3)), ValueError, r"has shape \(2, 3\) but h\[:, -1\] has shape \(2, 4\)"),
+    ]:
+        with pytest.raises(error, match=f"^LastStep.backward: argument 'dout' {match}"):
+            layer.backward(bad)
+    dh = layer.backward(np.ones((2, 4), dtype=np.float32))  # the cache survived every refusal
+    assert dh.dtype == np.float32 and dh.shape == (2, 3, 4) and dh[:, -1].sum() == 8 and dh[:, :-1].sum() == 0
+    with pytest.raises(RuntimeError, match="LastStep.backward: no cache left"):
+        layer.backward(np.ones((2, 4)))
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda: nn.BatchNorm1d(3, momentum=5), r"BatchNorm1d: argument 'momentum' must lie in \[0, 1\], got 5"),
+    (lambda: nn.BatchNorm1d(3, momentum=-0.1), r"BatchNorm1d: argument 'momentum' must lie in \[0, 1\]"),
+    (lambda: nn.BatchNorm1d(3, eps=0), r"BatchNorm1d: argument 'eps' must lie in \(0, inf"),
+    (lambda: nn.BatchNorm2d(3, momentum=1.5), r"BatchNorm2d: argument 'momentum' must lie in \[0, 1\]"),
+    (lambda: nn.BatchNorm2d(3, eps=-1e-5), r"BatchNorm2d: argument 'eps' must lie in \(0, inf"),
+    (lambda: nn.LayerNorm(3, eps=0), r"LayerNorm: argument 'eps' must lie in \(0, inf"),
+    (lambda: nn.LayerNorm(3, eps=float("nan")), "LayerNorm: argument 'eps' must be a finite real number"),
+    (lambda: nn.BatchNorm1d(3, momentum="0.1"), "BatchNorm1d: argument 'momentum' must be a finite real number"),
+])
+def test_norm_modules_check_hyperparameters_at_construction(make, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        make()

@@ -180,7 +180,8 @@ def test_layernorm_row_statistics_and_stacking(N, D, seed):
     np.testing.assert_allclose(xhat.mean(axis=1), 0.0, atol=1e-12)
     np.testing.assert_allclose(xhat.var(axis=1), v / (v + EPS), rtol=1e-10)
     rows = [norm.layernorm_forward(x[n:n + 1], np.ones(D), np.zeros(D))[0] for n in range(N)]
-    np.testing.assert_array_equal(xhat, np.concatenate(rows))
+    # Equal up to rounding: the row sums are matrix-vector products, which BLAS may block differently.
+    np.testing.assert_allclose(xhat, np.concatenate(rows), rtol=1e-14, atol=1e-15)
 
 
 @given(norm_problems(spatial=True))
@@ -427,3 +428,102 @@ def test_spatial_bad_inner_cache():
     _, _, _, (_, shape) = norm.spatial_batchnorm_forward(xs, *_fixed()[1:])
     with pytest.raises(TypeError, match="spatial_batchnorm_backward: argument 'cache'"):
         norm.spatial_batchnorm_backward(np.ones(xs.shape), ((), shape))
+
+
+# ---------------------------------------------------------------- ranges: scaled before squaring, or refused clearly
+
+
+@pytest.mark.parametrize("scale, dtype", [(2e19, np.float32), (3e37, np.float32), (1e200, np.float64), (1e307, np.float64)])
+def test_layernorm_is_right_where_the_squares_overflow(scale, dtype):
+    # Layer norm does not depend on the scale of a row once eps is negligible: the row s r has the xhat of r.
+    rng = np.random.default_rng(16)
+    r = rng.uniform(-1.0, 1.0, (3, 6))
+    r[2] = 0.5  # a constant row: xhat = 0, out = beta
+    gamma, beta = rng.standard_normal(6), rng.standard_normal(6)
+    out, cache = norm.layernorm_forward((scale * r).astype(dtype), gamma.astype(dtype), beta.astype(dtype), eps=1e-30)
+    want = norm.layernorm_forward(r, gamma, beta, eps=1e-30)[0]
+    assert out.dtype == dtype
+    np.testing.assert_allclose(out, want, rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-5 if dtype == np.float32 else 1e-12)
+    grads = norm.layernorm_backward(np.ones_like(out), cache)
+    assert all(np.all(np.isfinite(g)) for g in grads)
+
+
+@pytest.mark.parametrize("forward, shape", [(norm.batchnorm_forward, (4, 3)), (norm.spatial_batchnorm_forward, (2, 3, 2, 1))])
+def test_batchnorm_refuses_a_variance_beyond_the_dtype(forward, shape):
+    # Values of +-2e19 in float32 have a variance of 4e38, above float32's largest 3.4e38: the running variance could
+    # not hold it, so training mode refuses by name. Inference mode uses the running statistics and works.
+    x = (2e19 * np.where(np.arange(np.prod(shape)).reshape(shape) % 2 == 0, 1.0, -1.0)).astype(np.float32)
+    stats = [np.ones(3, dtype=np.float32), np.zeros(3, dtype=np.float32), np.zeros(3, dtype=np.float32),
+             np.full(3, 1e38, dtype=np.float32)]
+    with pytest.raises(ValueError, match=f"{forward.__name__}: argument 'x' has a batch variance beyond the range of float32"):
+        forward(x, *stats)
+    out = forward(x, *stats, training=False)[0]
+    assert out.dtype == np.float32 and np.all(np.isfinite(out))
+    np.testing.assert_allclose(np.abs(out), 2e19 / np.sqrt(1e38), rtol=1e-5)
+
+
+def test_batchnorm_float32_large_but_representable():
+    rng = np.random.default_rng(17)
+    x = 1e18 * rng.standard_normal((8, 3))  # variance 1e36: fits in float32
+    want = norm.batchnorm_forward(x, np.ones(3), np.zeros(3), np.zeros(3), np.ones(3))
+    got = norm.batchnorm_forward(*(a.astype(np.float32) for a in (x, np.ones(3), np.zeros(3), np.zeros(3), np.ones(3))))
+    for g, w in zip(got[:3], want[:3]):
+        assert g.dtype == np.float32 and np.all(np.isfinite(g))
+        np.testing.assert_allclose(g, w, rtol=1e-4)
+
+
+@pytest.mark.parametrize("k", range(5))
+def test_results_beyond_the_float_range_are_refused(k):
+    # A gamma of 1e308 makes the output overflow; an upstream gradient of 1e308 makes the sums over the batch
+    # overflow: both are refused by name instead of returning inf.
+    forward, args, kwargs, backward = _calls()[k]
+    big = list(args)
+    big[1], big[2] = np.full(args[1].shape, 1.7e308), np.full(args[2].shape, 1.7e308)  # gamma and beta
+
+    with pytest.raises(ValueError, match=f"^{forward.__name__}: the output overflows float64"):
+        forward(*big, **kwargs)
+    result = forward(*args, **kwargs)
+    with pytest.raises(ValueError, match=f"^{backward.__name__}: argument 'dout' is too large"):
+        backward(np.full(result[0].shape, 1e308), result[-1])
+
+
+@pytest.mark.parametrize("k", range(5))
+def test_nan_and_inf_in_dout_are_refused(k):
+    forward, args, kwargs, backward = _calls()[k]
+    result = forward(*args, **kwargs)
+    for bad in (np.nan, np.inf):
+        dout = np.ones(result[0].shape)
+        dout.flat[1] = bad
+        with pytest.raises(ValueError, match=f"^{backward.__name__}: argument 'dout' contains NaN or infinity"):
+            backward(dout, result[-1])
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_nan_and_inf_in_x_are_refused_in_both_modes(training):
+    for forward, x in ((norm.batchnorm_forward, np.ones((4, 3))), (norm.spatial_batchnorm_forward, np.ones((2, 3, 2, 2)))):
+        for bad in (np.nan, -np.inf):
+            x = x.copy()
+            x.flat[2] = bad
+            with pytest.raises(ValueError, match=f"^{forward.__name__}: argument 'x' contains NaN or infinity"):
+                forward(x, np.ones(3), np.zeros(3), np.zeros(3), np.ones(3), training=training)
+    x = np.ones((2, 3))
+    x[1, 1] = np.nan
+    with pytest.raises(ValueError, match="^layernorm_forward: argument 'x' contains NaN or infinity"):
+        norm.layernorm_forward(x, np.ones(3), np.zeros(3))
+
+
+def test_x_too_large_to_sum_is_refused_by_batch_norm():
+    # Eight rows of 3e38 in float32: the batch sum overflows although every entry is finite.
+    x = np.full((8, 2), 3e38, dtype=np.float32)
+    with pytest.raises(ValueError, match="^batchnorm_forward: argument 'x' is too large: its sums overflow float32"):
+        norm.batchnorm_forward(x, np.ones(2), np.zeros(2), np.zeros(2), np.ones(2))
+
+
+def test_batchnorm_cache_gives_its_nodes_on_access():
+    # The cache keeps x, mu and std; xc, inv and xhat are computed from them when asked for.
+    x, gamma, beta, rm, rv = _fixed()
+    _, _, _, c = norm.batchnorm_forward(x, gamma, beta, rm, rv)
+    mu, var = x.mean(axis=0), x.var(axis=0)
+    np.testing.assert_allclose(c.xc, x - mu, rtol=1e-13, atol=1e-14)
+    np.testing.assert_allclose(c.inv, 1 / np.sqrt(var + EPS), rtol=1e-13)
+    np.testing.assert_allclose(c.xhat, (x - mu) / np.sqrt(var + EPS), rtol=1e-12, atol=1e-13)

@@ -1,8 +1,11 @@
 """Tests of bplib.rnn: RNN and LSTM steps and sequences, truncated BPTT, gradient clipping."""
 
 import copy
+import functools
+import itertools
 import math
 import re
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -29,6 +32,16 @@ def _lstm_step_joint(x, h_prev, c_prev, Wx, Wh, b):
 
 def _lstm_step_joint_backward(dout, cache):
     return rnn.lstm_step_backward(dout[0], dout[1], cache)
+
+
+def _lstm_pair_forward(x, h0, Wx, Wh, b):
+    # lstm_forward as an (out, cache) pair over the RNN's arguments: c0 = 0 and the final cell state dropped.
+    h, _, cache = rnn.lstm_forward(x, h0, Wx, Wh, b)
+    return h, cache
+
+
+def _lstm_pair_backward(dh, cache):
+    return rnn.lstm_backward(dh, cache)[:5]  # dx, dh0, dWx, dWh, db; dc0 is checked on its own below
 
 
 def _fixed_problem(N=2, T=4, D=3, Dh=3, gates=1, seed=0):
@@ -115,7 +128,7 @@ def test_lstm_step_gradient(problem, seed):
 @GRADCHECK
 @given(rnn_problems(gates=4), seeds())
 def test_lstm_gradient(problem, seed):
-    check_backward(rnn.lstm_forward, rnn.lstm_backward, problem, names=NAMES, rng=np.random.default_rng(seed))
+    check_backward(_lstm_pair_forward, _lstm_pair_backward, problem, names=NAMES, rng=np.random.default_rng(seed))
 
 
 @GRADCHECK
@@ -155,7 +168,9 @@ def test_rnn_sequence_equals_loop_of_steps(problem, seed):
     h_prev, step_caches = h0, []
     for t in range(x.shape[1]):
         h_prev, step_cache = rnn.rnn_step_forward(x[:, t], h_prev, Wx, Wh, b)
-        np.testing.assert_array_equal(h[:, t], h_prev)
+        # Equal up to rounding: the sequence adds b to x Wx before adding h Wh.
+        np.testing.assert_allclose(h[:, t], h_prev, rtol=1e-13, atol=1e-15)
+        h_prev = h[:, t]
         step_caches.append(step_cache)
     dx, dh0, dWx, dWh, db = rnn.rnn_backward(dh, cache)
     carry, sums = np.zeros_like(h0), [np.zeros_like(Wx), np.zeros_like(Wh), np.zeros_like(b)]
@@ -169,27 +184,30 @@ def test_rnn_sequence_equals_loop_of_steps(problem, seed):
 @given(rnn_problems(gates=4), seeds())
 def test_lstm_sequence_equals_loop_of_steps(problem, seed):
     x, h0, Wx, Wh, b = problem
-    h, cache = rnn.lstm_forward(*problem)
-    dh = np.random.default_rng(seed).standard_normal(h.shape)
-    h_prev, c_prev, step_caches = h0, np.zeros_like(h0), []
+    rng = np.random.default_rng(seed)
+    c0 = rng.standard_normal(h0.shape)
+    h, c_last, cache = rnn.lstm_forward(*problem, c0=c0)
+    dh, dc = rng.standard_normal(h.shape), rng.standard_normal(h0.shape)
+    h_prev, c_prev, step_caches = h0, c0, []
     for t in range(x.shape[1]):
         h_prev, c_prev, step_cache = rnn.lstm_step_forward(x[:, t], h_prev, c_prev, Wx, Wh, b)
-        np.testing.assert_array_equal(h[:, t], h_prev)
+        np.testing.assert_allclose(h[:, t], h_prev, rtol=1e-13, atol=1e-15)
         step_caches.append(step_cache)
-    dx, dh0, dWx, dWh, db = rnn.lstm_backward(dh, cache)
-    dh_carry, dc_carry, sums = np.zeros_like(h0), np.zeros_like(h0), [np.zeros_like(Wx), np.zeros_like(Wh), np.zeros_like(b)]
+    np.testing.assert_allclose(c_last, c_prev, rtol=1e-13, atol=1e-15)
+    dx, dh0, dWx, dWh, db, dc0 = rnn.lstm_backward(dh, cache, dc)
+    dh_carry, dc_carry, sums = np.zeros_like(h0), dc, [np.zeros_like(Wx), np.zeros_like(Wh), np.zeros_like(b)]
     for t in reversed(range(x.shape[1])):
         dx_t, dh_carry, dc_carry, *dparams = rnn.lstm_step_backward(dh[:, t] + dh_carry, dc_carry, step_caches[t])
-        np.testing.assert_allclose(dx[:, t], dx_t, rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(dx[:, t], dx_t, rtol=1e-10, atol=1e-12)
         sums = [s + d for s, d in zip(sums, dparams)]
-    _assert_grads_close((dh0, dWx, dWh, db), (dh_carry, *sums))
+    _assert_grads_close((dh0, dWx, dWh, db, dc0), (dh_carry, *sums, dc_carry), rtol=1e-10, atol=1e-12)
 
 
-@pytest.mark.parametrize("forward", [rnn.rnn_forward, rnn.lstm_forward])
+@pytest.mark.parametrize("forward", [rnn.rnn_forward, _lstm_pair_forward])
 def test_batch_equals_stacked_examples(forward):
     # Examples do not interact: the batch forward stacks the examples' outputs, and a shared
     # weight's gradient over the batch is the sum of the examples' gradients.
-    backward = rnn.rnn_backward if forward is rnn.rnn_forward else rnn.lstm_backward
+    backward = rnn.rnn_backward if forward is rnn.rnn_forward else _lstm_pair_backward
     x, h0, Wx, Wh, b = _fixed_problem(N=3, gates=1 if forward is rnn.rnn_forward else 4)
     h, cache = forward(x, h0, Wx, Wh, b)
     dh = np.random.default_rng(1).standard_normal(h.shape)
@@ -216,7 +234,7 @@ def _all_backwards():
         ("rnn_truncated", p1, rnn.rnn_forward, lambda d, c: rnn.rnn_truncated_backward(d, c, 2)),
         ("rnn_random", p1, rnn.rnn_forward, lambda d, c: rnn.rnn_random_truncated_backward(d, c, 0.5, np.random.default_rng(3))),
         ("lstm_step", (x4[:, 0], h4, 0.5 * h4, *w4), _lstm_step_joint, _lstm_step_joint_backward),
-        ("lstm", p4, rnn.lstm_forward, rnn.lstm_backward),
+        ("lstm", p4, _lstm_pair_forward, _lstm_pair_backward),
     ]
 
 
@@ -243,7 +261,7 @@ def test_backward_is_linear_in_upstream_gradient(name, args, forward, backward):
     _assert_grads_close(combined, separate, rtol=1e-10, atol=1e-12)
 
 
-@pytest.mark.parametrize("forward, backward, gates", [(rnn.rnn_forward, rnn.rnn_backward, 1), (rnn.lstm_forward, rnn.lstm_backward, 4)])
+@pytest.mark.parametrize("forward, backward, gates", [(rnn.rnn_forward, rnn.rnn_backward, 1), (_lstm_pair_forward, _lstm_pair_backward, 4)])
 def test_shapes_and_float32(forward, backward, gates):
     args = tuple(a.astype(np.float32) for a in _fixed_problem(N=2, T=3, D=4, Dh=5, gates=gates))
     h, cache = forward(*args)
@@ -253,7 +271,7 @@ def test_shapes_and_float32(forward, backward, gates):
         assert g.shape == a.shape and g.dtype == np.float32
 
 
-@pytest.mark.parametrize("forward, backward, gates", [(rnn.rnn_forward, rnn.rnn_backward, 1), (rnn.lstm_forward, rnn.lstm_backward, 4)])
+@pytest.mark.parametrize("forward, backward, gates", [(rnn.rnn_forward, rnn.rnn_backward, 1), (_lstm_pair_forward, _lstm_pair_backward, 4)])
 def test_extreme_inputs_stay_finite(forward, backward, gates):
     x, h0, Wx, Wh, b = _fixed_problem(gates=gates)
     with np.errstate(over="raise", invalid="raise", divide="raise"):
@@ -302,23 +320,271 @@ def test_random_truncation_is_random_and_reproducible():
     np.testing.assert_array_equal(rnn.rnn_random_truncated_backward(dh, cache, 0.5, np.random.default_rng(0))[3], draws[0])
 
 
-def test_random_truncation_is_unbiased_but_fixed_truncation_is_not():
-    # Each draw is an independent estimate, so by the central limit theorem the mean of
-    # n = 4000 draws lies within 5 standard errors (std / sqrt(n)) of its expectation except with
-    # probability below 1e-6 per entry; the rng is seeded, so the test is deterministic.
-    # The same bound rejects fixed chunks of k = 2, which shows the test can fail.
-    h, cache = rnn.rnn_forward(*_fixed_problem(T=5))
-    dh = np.random.default_rng(7).standard_normal(h.shape)
-    rng, n = np.random.default_rng(8), 4000
-    draws = [rnn.rnn_random_truncated_backward(dh, cache, 0.3, rng) for _ in range(n)]
-    full, fixed = rnn.rnn_backward(dh, cache), rnn.rnn_truncated_backward(dh, cache, 2)
-    biased = False
-    for i, name in enumerate(NAMES):
-        samples = np.stack([d[i] for d in draws])
-        bound = 5 * samples.std(axis=0, ddof=1) / np.sqrt(n) + 1e-12
-        assert np.all(np.abs(samples.mean(axis=0) - full[i]) <= bound), name
-        biased |= bool(np.any(np.abs(fixed[i] - full[i]) > bound))
-    assert biased
+def test_random_truncation_draws_its_factors_from_rng():
+    # The draw is carry[t] = 0 where u_t < p, else 1 / (1 - p), from T uniforms u of the rng, with carry[0] = 1:
+    # the same numbers through rnn_backward's carry argument give the same gradients.
+    h, cache = rnn.rnn_forward(*_fixed_problem(T=6))
+    dh, p = np.random.default_rng(7).standard_normal(h.shape), 0.4
+    carry = np.where(np.random.default_rng(11).random(6) < p, 0.0, 1.0 / (1.0 - p))
+    carry[0] = 1.0
+    got = rnn.rnn_random_truncated_backward(dh, cache, p, np.random.default_rng(11))
+    _assert_grads_close(got, rnn.rnn_backward(dh, cache, carry), rtol=0, atol=0)
+
+
+def _expected_over_cuts(backward, T, p, reweight):
+    """E[backward(carry)] over the 2^(T - 1) cut patterns of carry[1..T-1], each cut with probability p, by
+    enumeration: the sum of every pattern's gradients weighted by its probability p^cuts (1 - p)^(T - 1 - cuts)."""
+    keep = 1.0 / (1.0 - p) if reweight else 1.0
+    total = None
+    for cuts in itertools.product((True, False), repeat=T - 1):
+        carry = np.array([1.0] + [0.0 if c else keep for c in cuts])
+        prob = p ** sum(cuts) * (1.0 - p) ** (T - 1 - sum(cuts))
+        grads = backward(carry)
+        total = [prob * g for g in grads] if total is None else [a + prob * g for a, g in zip(total, grads)]
+    return total
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm"])
+def test_randomized_truncation_is_unbiased_by_exact_enumeration(cell):
+    # Every gradient is a sum of path terms, each multiplied by the factors of the steps it crosses; the factors are
+    # independent, so the expectation has each factor replaced by its mean: 1 with reweighting (full BPTT), and
+    # 1 - p without (each path damped by (1 - p)^m, the same as the constant carry 1 - p). Fixed chunks are biased.
+    T, p = 5, 0.3
+    if cell == "rnn":
+        h, cache = rnn.rnn_forward(*_fixed_problem(T=T))
+        dh = np.random.default_rng(12).standard_normal(h.shape)
+
+        def backward(carry=None):
+            return rnn.rnn_backward(dh, cache, carry)
+    else:
+        h, _, cache = rnn.lstm_forward(*_fixed_problem(T=T, gates=4))
+        dh = np.random.default_rng(12).standard_normal(h.shape)
+
+        def backward(carry=None):
+            return rnn.lstm_backward(dh, cache, carry=carry)
+    full = backward()
+    _assert_grads_close(_expected_over_cuts(backward, T, p, reweight=True), full, rtol=1e-12, atol=1e-13)
+    damped = _expected_over_cuts(backward, T, p, reweight=False)
+    _assert_grads_close(damped, backward(np.array([1.0] + [1.0 - p] * (T - 1))), rtol=1e-12, atol=1e-13)
+    assert max(np.abs(a - b).max() for a, b in zip(damped, full)) > 1e-3  # without reweighting: biased
+    chunks = backward(np.array([1.0, 1.0, 0.0, 1.0, 0.0]))  # fixed chunks of 2: also biased
+    assert max(np.abs(a - b).max() for a, b in zip(chunks, full)) > 1e-3
+
+
+def test_carry_ones_is_full_bptt_and_zeros_at_chunk_starts_is_truncation():
+    h, cache = rnn.rnn_forward(*_fixed_problem(T=6))
+    dh = np.random.default_rng(13).standard_normal(h.shape)
+    _assert_grads_close(rnn.rnn_backward(dh, cache, np.ones(6)), rnn.rnn_backward(dh, cache), rtol=0, atol=0)
+    cut = np.array([1.0, 1.0, 1.0, 0.0, 1.0, 1.0])
+    _assert_grads_close(rnn.rnn_backward(dh, cache, cut), rnn.rnn_truncated_backward(dh, cache, 3), rtol=0, atol=0)
+    hl, _, cl = rnn.lstm_forward(*_fixed_problem(T=6, gates=4))
+    _assert_grads_close(rnn.lstm_backward(dh, cl, carry=np.ones(6)), rnn.lstm_backward(dh, cl), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("backward", ["rnn_backward", "lstm_backward"])
+@pytest.mark.parametrize("carry, error, match", [
+    (np.ones(4), ValueError, r"argument 'carry' must have shape \(3,\), got \(4,\)"),
+    (np.ones((3, 1)), ValueError, "argument 'carry' must have 1 dimensions"),
+    (np.array([1.0, np.nan, 1.0]), ValueError, "argument 'carry' contains NaN"),
+    ("cut", TypeError, "argument 'carry' must be a numpy array"),
+])
+def test_carry_bad_inputs(backward, carry, error, match):
+    forward = rnn.rnn_forward if backward == "rnn_backward" else rnn.lstm_forward
+    result = forward(**_valid_args(forward.__name__))
+    with pytest.raises(error, match=f"{backward}: {match}"):
+        getattr(rnn, backward)(result[0], result[-1], carry=carry)
+
+
+# ---------------------------------------------------------------- the LSTM's initial cell state
+
+
+def _lstm_joint_forward(x, h0, Wx, Wh, b, c0):
+    # One output (N, T Dh + Dh) = [every h_t, c_T], so that check_backward draws dh and dc together.
+    h, c_last, cache = rnn.lstm_forward(x, h0, Wx, Wh, b, c0)
+    return np.concatenate([h.reshape(h.shape[0], -1), c_last], axis=1), cache
+
+
+def _lstm_joint_backward(dout, cache):
+    N, T, Dh = cache.h.shape
+    return rnn.lstm_backward(dout[:, : T * Dh].reshape(N, T, Dh), cache, dout[:, T * Dh :])
+
+
+@GRADCHECK
+@given(rnn_problems(gates=4), seeds())
+def test_lstm_gradient_with_c0_and_the_final_cell_state(problem, seed):
+    rng = np.random.default_rng(seed)
+    args = (*problem, rng.standard_normal(problem[1].shape))
+    check_backward(_lstm_joint_forward, _lstm_joint_backward, args, names=(*NAMES, "c0"), rng=rng)
+
+
+def test_lstm_c0_continues_a_sequence():
+    # Two halves, the second started from the first's final (h, c), give the states of the whole sequence.
+    x, h0, Wx, Wh, b = _fixed_problem(T=6, gates=4)
+    h, c_last, _ = rnn.lstm_forward(x, h0, Wx, Wh, b)
+    h1, c1, _ = rnn.lstm_forward(x[:, :3], h0, Wx, Wh, b)
+    h2, c2, _ = rnn.lstm_forward(x[:, 3:], h1[:, -1], Wx, Wh, b, c1)
+    np.testing.assert_allclose(np.concatenate([h1, h2], axis=1), h, rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(c2, c_last, rtol=1e-13, atol=1e-15)
+    with pytest.raises(ValueError, match=r"lstm_forward: argument 'c0' has shape \(2, 4\) but 'h0' has shape"):
+        rnn.lstm_forward(x, h0, Wx, Wh, b, np.zeros((2, 4)))
+    with pytest.raises(ValueError, match="lstm_backward: argument 'dc' must have shape"):
+        rnn.lstm_backward(h, rnn.lstm_forward(x, h0, Wx, Wh, b)[2], np.zeros((2, 4)))
+
+
+# ---------------------------------------------------------------- streaming truncated BPTT
+
+
+def _stream(problem, k, dh, cell="rnn", c0=None):
+    starts = []
+
+    def chunk_grad(start, h_chunk):
+        starts.append((start, h_chunk.shape[1]))
+        return dh[:, start : start + h_chunk.shape[1]]
+
+    return rnn.truncated_bptt(*problem, k, chunk_grad, cell=cell, c0=c0), starts
+
+
+@given(rnn_problems(gates=1), st.integers(1, 5), seeds())
+def test_streaming_rnn_equals_truncated_backward(problem, k, seed):
+    h, cache = rnn.rnn_forward(*problem)
+    dh = np.random.default_rng(seed).standard_normal(h.shape)
+    result, starts = _stream(problem, k, dh)
+    _, _, *want = rnn.rnn_truncated_backward(dh, cache, k)
+    _assert_grads_close(result[:3], want, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(result.h, h[:, -1], rtol=1e-13, atol=1e-15)  # the state was carried
+    T = h.shape[1]
+    assert starts == [(s, min(k, T - s)) for s in range(0, T, k)] and result.c is None
+
+
+@given(rnn_problems(gates=4), st.integers(1, 5), seeds())
+def test_streaming_lstm_equals_lstm_backward_cut_at_chunk_starts(problem, k, seed):
+    rng = np.random.default_rng(seed)
+    c0 = rng.standard_normal(problem[1].shape)
+    h, c_last, cache = rnn.lstm_forward(*problem, c0)
+    dh = rng.standard_normal(h.shape)
+    t = np.arange(h.shape[1])
+    want = rnn.lstm_backward(dh, cache, carry=np.where((t % k == 0) & (t > 0), 0.0, 1.0))[2:5]
+    result, _ = _stream(problem, k, dh, cell="lstm", c0=c0)
+    _assert_grads_close(result[:3], want, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(result.h, h[:, -1], rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(result.c, c_last, rtol=1e-13, atol=1e-15)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm"])
+def test_streaming_with_one_chunk_is_full_bptt(cell):
+    problem = _fixed_problem(T=5, gates=4 if cell == "lstm" else 1)
+    h = (rnn.rnn_forward if cell == "rnn" else _lstm_pair_forward)(*problem)[0]
+    dh = np.random.default_rng(14).standard_normal(h.shape)
+    full = (rnn.rnn_backward if cell == "rnn" else _lstm_pair_backward)(dh, (rnn.rnn_forward if cell == "rnn" else
+                                                                          _lstm_pair_forward)(*problem)[1])
+    for k in (5, 9):
+        _assert_grads_close(_stream(problem, k, dh, cell=cell)[0][:3], full[2:], rtol=1e-12, atol=1e-14)
+
+
+def _peak_bytes(f):
+    tracemalloc.start()
+    try:
+        f()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm"])
+def test_streaming_memory_grows_with_the_chunk_not_the_sequence(cell):
+    # Full BPTT keeps every step's state until the backward pass; the stream keeps one chunk of k = 8 steps.
+    gates = 4 if cell == "lstm" else 1
+    rng = np.random.default_rng(15)
+    Wx, Wh, b = 0.3 * rng.standard_normal((3, gates * 16)), 0.3 * rng.standard_normal((16, gates * 16)), np.zeros(gates * 16)
+    peaks = {}
+    def stream(x, h0):
+        return rnn.truncated_bptt(x, h0, Wx, Wh, b, 8, lambda s, h: np.ones_like(h), cell=cell)
+
+    def full(x, h0):
+        result = (rnn.rnn_forward if cell == "rnn" else rnn.lstm_forward)(x, h0, Wx, Wh, b)
+        return (rnn.rnn_backward if cell == "rnn" else rnn.lstm_backward)(np.ones_like(result[0]), result[-1])
+
+    for T in (64, 512):
+        x, h0 = rng.standard_normal((8, T, 3)), np.zeros((8, 16))
+        peaks["stream", T] = _peak_bytes(functools.partial(stream, x, h0))
+        peaks["full", T] = _peak_bytes(functools.partial(full, x, h0))
+    assert peaks["stream", 512] < 1.5 * peaks["stream", 64]
+    assert peaks["full", 512] > 6 * peaks["full", 64]
+    assert peaks["stream", 512] < peaks["full", 512] / 10
+
+
+@pytest.mark.parametrize("change, error, match", [
+    (dict(cell="gru"), ValueError, "argument 'cell' must be 'rnn' or 'lstm', got 'gru'"),
+    (dict(k=0), ValueError, "argument 'k' must be at least 1"),
+    (dict(k=2.0), TypeError, "argument 'k' must be an integer"),
+    (dict(chunk_grad=None), TypeError, "argument 'chunk_grad' must be a function"),
+    (dict(chunk_grad=lambda s, h: h[:, :, :-1]), ValueError, r"argument 'chunk_grad\(0, ...\)' must have shape"),
+    (dict(chunk_grad=lambda s, h: np.full(h.shape, np.nan)), ValueError, r"argument 'chunk_grad\(0, ...\)' contains NaN"),
+    (dict(chunk_grad=lambda s, h: "grad"), TypeError, r"argument 'chunk_grad\(0, ...\)' must be a numpy array"),
+    (dict(c0=np.zeros((2, 5))), ValueError, "argument 'c0' is the LSTM's cell state; the RNN has none"),
+    (dict(x=np.ones((2, 3))), ValueError, "argument 'x' must have 3 dimensions"),
+])
+def test_streaming_bad_inputs(change, error, match):
+    args = dict(_valid_args("rnn_forward"), k=2, chunk_grad=lambda s, h: np.ones_like(h), cell="rnn")
+    args.update(change)
+    with pytest.raises(error, match=f"truncated_bptt: {match}"):
+        rnn.truncated_bptt(**args)
+
+
+def test_streaming_lstm_bad_c0():
+    args = dict(_valid_args("lstm_forward"), k=2, chunk_grad=lambda s, h: np.ones_like(h), cell="lstm")
+    with pytest.raises(ValueError, match=r"truncated_bptt: argument 'c0' has shape \(2, 4\) but 'h0' has shape"):
+        rnn.truncated_bptt(**args, c0=np.zeros((N, Dh - 1)))
+
+
+# ---------------------------------------------------------------- extreme values, checked once at the boundary
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm"])
+def test_saturating_inputs_give_finite_states_and_gradients(cell):
+    # Pre-activations near +-1e300 saturate every tanh and sigma exactly: the states stay in [-1, 1] and every
+    # local derivative is 0 or 1, so the gradients are finite too (no warning escapes: numpy would raise here).
+    x, h0, Wx, Wh, b = _fixed_problem(gates=4 if cell == "lstm" else 1)
+    forward, backward = (rnn.rnn_forward, rnn.rnn_backward) if cell == "rnn" else (_lstm_pair_forward, _lstm_pair_backward)
+    with np.errstate(all="raise"):
+        h, cache = forward(1e300 * x, h0, Wx, Wh, b)
+        grads = backward(np.ones_like(h), cache)
+    assert np.all(np.abs(h) <= 1) and all(np.all(np.isfinite(g)) for g in grads)
+
+
+@pytest.mark.parametrize("fn", ["rnn_step_forward", "rnn_forward", "lstm_step_forward", "lstm_forward"])
+def test_overflow_to_nan_is_refused_by_the_function_called(fn):
+    # x Wx = +inf and h Wh = -inf, so their sum is NaN in every unit: the error names fn, not sigmoid or tanh.
+    args = _valid_args(fn)
+    h = "h_prev" if "step" in fn else "h0"
+    args["x"], args[h] = np.full(args["x"].shape, 1e308), np.full(args[h].shape, 1e308)
+    args["Wh"] = -args["Wh"]
+    with pytest.raises(ValueError, match=f"^{fn}: the pre-activations x Wx \\+ h Wh \\+ b overflowed to NaN"):
+        getattr(rnn, fn)(**args)
+
+
+@pytest.mark.parametrize("fn", ["rnn_backward", "lstm_backward", "rnn_step_backward", "lstm_step_backward"])
+def test_gradients_beyond_the_float_range_are_refused(fn):
+    forward = getattr(rnn, fn.replace("backward", "forward"))
+    x, h0, Wx, Wh, b = _fixed_problem(gates=4 if "lstm" in fn else 1)
+    x, Wx = 1e300 * x, 1e-300 * Wx  # ordinary pre-activations, so dWx = x^T da ~ 1e300 * 1e308 overflows
+    args = (x[:, 0], h0, h0, Wx, Wh, b) if fn == "lstm_step_backward" else (x[:, 0] if "step" in fn else x, h0, Wx, Wh, b)
+    result = forward(*args)
+    huge = np.full(result[0].shape, 1e308)
+    with pytest.raises(ValueError, match=f"^{fn}: the gradients overflow float64"):
+        if fn == "lstm_step_backward":
+            rnn.lstm_step_backward(huge, huge, result[-1])
+        else:
+            getattr(rnn, fn)(huge, result[-1])
+
+
+def test_float32_stays_float32_with_carry_and_streaming():
+    args = tuple(a.astype(np.float32) for a in _fixed_problem(T=4))
+    h, cache = rnn.rnn_forward(*args)
+    grads = rnn.rnn_backward(np.ones_like(h), cache, np.array([1.0, 0.5, 0.0, 2.0]))
+    assert all(g.dtype == np.float32 for g in grads)
+    result = rnn.truncated_bptt(*args, 2, lambda s, hc: np.ones_like(hc))
+    assert all(g.dtype == np.float32 for g in result[:4])
 
 
 # ---------------------------------------------------------------- gradient clipping
@@ -360,6 +626,14 @@ def test_clip_grad_norm_scales_to_the_bound_by_hand():
     assert total == 5.0
     np.testing.assert_allclose(clipped["a"], [0.6], rtol=1e-15)
     np.testing.assert_allclose(clipped["b"], [[0.8]], rtol=1e-15)
+
+
+def test_clip_grad_norm_beyond_the_float_range():
+    # ||g|| = 1e308 sqrt(5) overflows float64: the total is inf, but the clipped arrays are g max_norm / ||g||.
+    clipped, total = rnn.clip_grad_norm({"a": np.full(3, 1e308), "b": np.full(2, -1e308)}, 2.0)
+    assert total == math.inf
+    np.testing.assert_allclose(clipped["a"], np.full(3, 2.0 / math.sqrt(5)), rtol=1e-12)
+    np.testing.assert_allclose(clipped["b"], np.full(2, -2.0 / math.sqrt(5)), rtol=1e-12)
 
 
 def test_clip_grad_norm_extremes_zero_empty_and_float32():
@@ -453,7 +727,7 @@ def test_forward_bad_inputs(fn, name, value, error, match):
 def _sequence_backwards():
     return {
         "rnn_backward": (rnn.rnn_forward, rnn.rnn_backward),
-        "lstm_backward": (rnn.lstm_forward, rnn.lstm_backward),
+        "lstm_backward": (rnn.lstm_forward, lambda d, c: rnn.lstm_backward(d, c)),
         "rnn_truncated_backward": (rnn.rnn_forward, lambda d, c: rnn.rnn_truncated_backward(d, c, 2)),
         "rnn_random_truncated_backward": (
             rnn.rnn_forward,
@@ -466,7 +740,8 @@ def _sequence_backwards():
 def test_sequence_backward_bad_inputs(fn):
     forward, backward = _sequence_backwards()[fn]
     other = rnn.lstm_forward if forward is rnn.rnn_forward else rnn.rnn_forward
-    h, cache = forward(**_valid_args(forward.__name__))
+    result = forward(**_valid_args(forward.__name__))
+    h, cache = result[0], result[-1]
     with pytest.raises(ValueError, match=rf"{fn}: argument 'dh' must have shape \(2, 3, 5\), got \(2, 3, 4\)"):
         backward(np.ones((N, T, Dh - 1)), cache)
     with pytest.raises(ValueError, match=f"{fn}: argument 'dh' must have 3 dimensions"):
@@ -477,7 +752,7 @@ def test_sequence_backward_bad_inputs(fn):
         backward(h, cache[0])
     with pytest.raises(TypeError, match=f"{fn}: argument 'cache' must be the (Rnn|Lstm)Cache that {forward.__name__} "
                        f"returns, got a (Lstm|Rnn)Cache from {other.__name__}"):
-        backward(h, other(**_valid_args(other.__name__))[1])  # an RNN cache given to the LSTM, or back
+        backward(h, other(**_valid_args(other.__name__))[-1])  # an RNN cache given to the LSTM, or back
     with pytest.raises(TypeError, match=f"{fn}: argument 'cache'"):
         backward(h, ((),))
 
@@ -491,8 +766,10 @@ def test_step_backward_bad_inputs():
     h, c, cache = rnn.lstm_step_forward(**_valid_args("lstm_step_forward"))
     with pytest.raises(ValueError, match=r"lstm_step_backward: argument 'dh_next' must have shape \(2, 5\), got \(2, 4\)"):
         rnn.lstm_step_backward(np.ones((N, Dh - 1)), c, cache)
-    with pytest.raises(ValueError, match=r"lstm_step_backward: argument 'dc_next' must have shape \(2, 5\), got \(5,\)"):
+    with pytest.raises(ValueError, match=r"lstm_step_backward: argument 'dc_next' must have 2 dimensions, got shape \(5,\)"):
         rnn.lstm_step_backward(h, np.ones(Dh), cache)
+    with pytest.raises(ValueError, match=r"lstm_step_backward: argument 'dc_next' must have shape \(2, 5\), got \(2, 4\)"):
+        rnn.lstm_step_backward(h, np.ones((N, Dh - 1)), cache)
     with pytest.raises(TypeError, match="lstm_step_backward: argument 'dc_next'"):
         rnn.lstm_step_backward(h, "c", cache)
     with pytest.raises(TypeError, match="lstm_step_backward: argument 'cache'"):
@@ -527,3 +804,30 @@ def test_random_truncated_backward_bad_inputs(p, rng, error, match):
     h, cache = rnn.rnn_forward(**_valid_args("rnn_forward"))
     with pytest.raises(error, match=f"rnn_random_truncated_backward: {match}"):
         rnn.rnn_random_truncated_backward(h, cache, p, rng)
+
+
+# ---------------------------------------------------------------- the caches' step views
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm"])
+def test_sequence_cache_steps_are_the_step_caches(cell):
+    # cache.steps gives one step cache per step, equal to what the step forward returns, so that a loop of
+    # step backwards over them is the sequence backward (the practice checker relies on it).
+    x, h0, Wx, Wh, b = _fixed_problem(T=4, gates=4 if cell == "lstm" else 1)
+    if cell == "rnn":
+        h, cache = rnn.rnn_forward(x, h0, Wx, Wh, b)
+        h_prev, want = h0, []
+        for t in range(4):
+            h_prev, step = rnn.rnn_step_forward(x[:, t], h_prev, Wx, Wh, b)
+            want.append(step)
+    else:
+        h, _, cache = rnn.lstm_forward(x, h0, Wx, Wh, b)
+        h_prev, c_prev, want = h0, np.zeros_like(h0), []
+        for t in range(4):
+            h_prev, c_prev, step = rnn.lstm_step_forward(x[:, t], h_prev, c_prev, Wx, Wh, b)
+            want.append(step)
+    assert len(cache.steps) == 4
+    for got, ref in zip(cache.steps, want):
+        assert type(got) is type(ref)
+        for a, w in zip(got, ref):
+            np.testing.assert_allclose(a, w, rtol=1e-13, atol=1e-15)
