@@ -2,8 +2,10 @@
 #   make book   create .venv, install everything, build the HTML book into _build/html
 #   make test   the same set-up, then every test: bplib, the notebooks, the build, the browser
 #   make lab    open the notebooks in JupyterLab (MyST directives rendered by jupyterlab-myst)
+#   make pdf    the printable book, _build/latex/book.pdf (XeLaTeX), and its checks
 # Needs python3 (3.11) with venv, npm, and Debian's chromium for the browser checks
-# (installed by `make chromium` when run as root).
+# (installed by `make chromium` when run as root), and Debian's XeLaTeX, latexmk and
+# poppler-utils for the PDF (installed by `make tex` when run as root).
 
 PYTHON ?= python3
 VENV   := .venv
@@ -15,6 +17,7 @@ NBVAL  := --nbval --nbval-current-env --nbval-sanitize-with=tests/nbval_sanitize
 JOBS   ?= 2
 
 .PHONY: book test lab unit notebooks build browser bench lint chromium assets freeze clean
+.PHONY: pdf pdf-build pdf-check tex
 
 book: $(STAMP) assets
 	rm -rf _build/html _build/jupyter_execute _build/.doctrees
@@ -25,6 +28,7 @@ book: $(STAMP) assets
 
 test: $(STAMP) assets chromium
 	$(MAKE) lint unit notebooks build browser
+	$(MAKE) pdf
 
 $(STAMP): requirements.txt constraints.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -47,6 +51,33 @@ chromium:
 	@if command -v chromium >/dev/null 2>&1; then :; \
 	elif [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
 	else echo "The browser checks need Debian's chromium: sudo apt-get install chromium" >&2; exit 1; fi
+
+# The PDF: Sphinx's LaTeX writer (through Jupyter Book) and latexmk with XeLaTeX, which
+# stops at the first LaTeX error; then tests/test_pdf.py reads the PDF and the log.
+# When the HTML book was built with the PDF's link (intro.md), the copy beside it is renewed.
+# Debian's packages for it, the smallest set that builds it (see README.md).
+TEX_PACKAGES := texlive-xetex texlive-fonts-recommended latexmk poppler-utils fonts-dejavu-core
+pdf: pdf-build pdf-check
+
+pdf-build: $(STAMP) tex
+	rm -rf _build/latex
+	mkdir -p _build/extra  # html_extra_path (MathJax) must exist, even for LaTeX
+	LATEXMKOPTS="-xelatex -silent" LATEXOPTS="-interaction=nonstopmode -halt-on-error" \
+	  $(BIN)/jupyter-book build . --builder pdflatex $(JB_FLAGS) \
+	  || { grep -A8 '^!' _build/latex/book.log >&2; exit 1; }
+	test -s _build/latex/book.pdf
+	if [ -f _build/html/book.pdf ]; then cp _build/latex/book.pdf _build/html/book.pdf; fi
+
+pdf-check: $(STAMP) tex
+	BP_PDF_TESTS=1 $(BIN)/python -m pytest tests/test_pdf.py
+
+tex:
+	@if command -v dpkg-query >/dev/null 2>&1; then \
+	  n=$$(dpkg-query -W -f='$${Status}\n' $(TEX_PACKAGES) 2>/dev/null | grep -c "ok installed"); \
+	  [ "$$n" = "$(words $(TEX_PACKAGES))" ]; else command -v xelatex >/dev/null 2>&1; fi \
+	|| if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	  apt-get install -y -qq --no-install-recommends $(TEX_PACKAGES); \
+	else echo "The PDF needs: sudo apt-get install --no-install-recommends $(TEX_PACKAGES)" >&2; exit 1; fi
 
 # Notebook code: at most 88 characters a line, pyflakes and pycodestyle (CONTRIBUTING.md, "Notebooks").
 lint: $(STAMP)
