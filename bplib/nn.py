@@ -31,9 +31,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from bplib import activations, conv, linear, losses, norm, rnn
-from bplib._validate import (
-    as_float_array, check_bool, check_int, check_real, check_rng, check_shape,
-)
+from bplib._validate import as_float_array, check_bool, check_int, check_real, check_rng, check_shape
 
 
 class Module:
