@@ -103,33 +103,6 @@ def adding_problem(n, T, rng):
     return np.stack([values, markers], axis=2), y
 
 
-def load_digits_split(rng, *, test_fraction=0.25):
-    """scikit-learn's bundled 8 x 8 digits (1797 images, no download), split at random and scaled to [0, 1].
-
-    Pixels are counts in 0..16; dividing by 16 puts every feature in [0, 1].
-    The split is a random permutation drawn from ``rng``, so the same seed
-    gives the same split. Parameters: rng, a numpy Generator or an integer
-    seed; test_fraction in (0, 1), the share of images held out for testing.
-    Returns: x_train (N, 64), y_train (N,), x_test (Nt, 64), y_test (Nt,), with
-    x float64 and y int64 in [0, 10). Needs scikit-learn. Used in chapter 5.
-    """
-    if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):
-        rng = np.random.default_rng(check_int("load_digits_split", "rng", rng, minimum=0))
-    rng = check_rng("load_digits_split", "rng", rng)
-    test_fraction = check_real("load_digits_split", "test_fraction", test_fraction, low=0, high=1, low_open=True, high_open=True)
-    from sklearn.datasets import load_digits  # imported here: only this function needs scikit-learn
-
-    digits = load_digits()
-    x = digits.data.astype(np.float64) / 16.0  # (1797, 64) in [0, 1]
-    y = digits.target.astype(np.int64)
-    n_test = int(round(test_fraction * len(y)))
-    if not 0 < n_test < len(y):
-        raise ValueError(f"load_digits_split: argument 'test_fraction' = {test_fraction} leaves an empty train or test set")
-    order = rng.permutation(len(y))
-    test, train = order[:n_test], order[n_test:]
-    return x[train], y[train], x[test], y[test]
-
-
 class DigitsSplits(NamedTuple):
     """The digits in three disjoint parts: train on the first, choose on the second, report the third once."""
 

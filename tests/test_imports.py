@@ -31,7 +31,7 @@ ALLOWED = {
 }
 LEAVES = {"data", "plot", "train", "practice"}  # nothing in bplib imports these
 NUMPY_ONLY = set(ALLOWED) - {"plot"}  # only plot may use matplotlib
-# data.load_digits_split reads the digits that ship inside scikit-learn; it imports
+# data.load_digits_splits reads the digits that ship inside scikit-learn; it imports
 # sklearn inside the function, so that bplib itself needs numpy only.
 OPTIONAL_THIRD_PARTY = {"data": {"sklearn"}}
 
