@@ -38,6 +38,42 @@ def _params(rng, D):
     return rng.standard_normal(D), rng.standard_normal(D), np.zeros(D), np.ones(D)
 
 
+def _layernorm_floor(x, gamma, beta, eps=1e-5):
+    """Layer norm's formulas in bare numpy with no checks: a floor for the layernorm row.
+
+    The same passes as bplib.norm, written as plainly as numpy allows: the forward pass centres, squares and
+    scales x (one new array for xhat, one for y); the backward pass forms dxhat and dx with two row reductions.
+    """
+    d = x.shape[1]
+    dout = np.random.default_rng(1).standard_normal(x.shape)
+    state = {}
+
+    def forward():
+        xhat = x - x.mean(axis=1, keepdims=True)
+        inv = 1.0 / np.sqrt(np.einsum("nd,nd->n", xhat, xhat)[:, None] / d + eps)
+        xhat *= inv
+        y = xhat * gamma
+        y += beta
+        state.update(xhat=xhat, inv=inv)
+        return y
+
+    forward()
+
+    def backward():
+        xhat, inv = state["xhat"], state["inv"]
+        dgamma, dbeta = np.einsum("nd,nd->d", dout, xhat), dout.sum(axis=0)
+        dxhat = dout * gamma
+        dx = xhat * (-np.einsum("nd,nd->n", dxhat, xhat)[:, None] / d)
+        dx += dxhat
+        dx -= (dout @ gamma)[:, None] / d
+        dx *= inv
+        return dx, dgamma, dbeta
+
+    layer_norm = torch_ref.fn("nn.functional.layer_norm")
+    return Case("layernorm, numpy floor", "256x512", forward, backward,
+                torch_ref.pair(lambda x, g, b: layer_norm(x, (x.shape[1],), g, b, eps=eps), x, gamma, beta))
+
+
 def cases(rng):
     x = rng.standard_normal((256, 512))
     gamma, beta, rm, rv = _params(rng, 512)
@@ -54,6 +90,7 @@ def cases(rng):
               reference=_batch_norm(x, gamma, beta, rm, rv, training=False)),
         _pair("layernorm", "256x512", norm.layernorm_forward, norm.layernorm_backward, x, gamma, beta,
               reference=torch_ref.pair(lambda x, g, b: layer_norm(x, (x.shape[1],), g, b, eps=1e-5), x, gamma, beta)),
+        _layernorm_floor(x, gamma, beta),
         _pair("spatial batchnorm", "32x16x16x16", spatial, norm.spatial_batchnorm_backward, xs, *ps,
               reference=_batch_norm(xs, *ps)),
     ]

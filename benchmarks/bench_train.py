@@ -1,16 +1,16 @@
 """Benchmark case for training (chapter 5): one epoch of the digits MLP, forward passes against backward passes.
 
 The forward column is the forward passes of one epoch (model and loss on
-every minibatch, 64-128-10 ReLU network, minibatches of 32 of the 1348
-training images); the backward column is the backward passes of the same
+every minibatch, 64-128-10 ReLU network, minibatches of 32 of the 1079
+training images of the three-way split); the backward column is the backward passes of the same
 epoch, run on the caches that those forward passes left. The optimizer steps
 are not in either column; a whole epoch costs about forward + backward plus
 one small step per minibatch.
 
 ``extras`` adds one wall-clock measurement that is not a forward/backward
-pair: the time the digits MLP of chapter 5 takes to first reach 97% test
-accuracy, epoch by epoch (the test set is evaluated after each epoch, and that
-evaluation is not counted).
+pair: the time a digits MLP (SGD with momentum) takes to first reach 95%
+validation accuracy, epoch by epoch (the validation part is evaluated after
+each epoch, and that evaluation is not counted; the test part is never read).
 """
 
 import time
@@ -56,7 +56,7 @@ def cases(rng):
     return [_epoch_case(rng)]
 
 
-def _time_to_accuracy(target=0.97, max_epochs=60):
+def _time_to_accuracy(target=0.95, max_epochs=60):
     """Seconds of training until the validation accuracy first reaches ``target``: chapter 5's network, optimizer
     and seeds, default init. The test part of the split is not looked at."""
     x, y, x_val, y_val = data.load_digits_splits(0)[:4]
@@ -76,4 +76,4 @@ def _time_to_accuracy(target=0.97, max_epochs=60):
 
 def extras(rng):
     seconds, note = _time_to_accuracy()
-    return [("time to 97% validation accuracy (digits MLP)", "64-128-10, SGD + momentum, batch 32", seconds, note)]
+    return [("time to 95% validation accuracy (digits MLP)", "64-128-10, SGD + momentum, batch 32", seconds, note)]

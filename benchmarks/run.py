@@ -111,8 +111,23 @@ def torch_times(args):
     return version, {(topic, k): (f, b) for topic, k, f, b in rows}
 
 
+def settle_allocator():
+    """Allocate and free one 16 MB array, so that the times do not depend on which cases ran before.
+
+    glibc's malloc serves a large request (from 128 kB) with fresh pages from the kernel (mmap), and every
+    first touch of such a page costs a fault. The first time it frees such a block, of at most 32 MB, it
+    raises that threshold to the block's size and serves later requests below it from its heap, whose pages
+    are reused. A training loop reaches that state with its first large temporary; without this call, an
+    op timed early in the run pays the faults and the same op timed after a large case does not: two 2 MB
+    temporaries alive at once can cost ten times the arithmetic (extras in bench_activations measure it).
+    PyTorch keeps its own cache of freed blocks either way.
+    """
+    np.ones(16 << 20 >> 3).sum()  # 16 MB of float64, touched, then freed
+
+
 def main():
     args = parse_args()
+    settle_allocator()
     if args.torch_only:
         return torch_child(args)
     version, reference = torch_times(args)
@@ -126,7 +141,7 @@ def main():
         vs = f"{(f + b) / sum(ref):.2f}" if ref else "-"
         rows.append((case.op, case.size, fmt_time(f), fmt_time(b), f"{b / f:.2f}", vs))
         if ref:
-            torch_rows.append((case.op, case.size, fmt_time(ref[0]), fmt_time(ref[1]), f"{ref[1] / ref[0]:.2f}"))
+            torch_rows.append((f"PyTorch {case.op}", case.size, fmt_time(ref[0]), fmt_time(ref[1]), f"{ref[1] / ref[0]:.2f}"))
         print(f"{topic:12s} {case.op:28s} {case.size:28s} forward {fmt_time(f):>9s}  backward {fmt_time(b):>9s}  "
               f"ratio {b / f:5.2f}  bplib/PyTorch {vs:>5s}")
     others = []
@@ -144,6 +159,7 @@ def write_table(args, version, rows, torch_rows, others):
         f"with Python {platform.python_version()}, numpy {np.__version__}, "
         f"{os.cpu_count()} cores, OMP_NUM_THREADS={threads}, "
         + (f"{version}. " if version else "PyTorch not installed, so no PyTorch column. ")
+        + "The allocator is settled first (run.settle_allocator). "
         + f"Times are the best of {args.passes} sweeps through all the cases, each call timed up to {args.repeat} "
         "times in loops of at least 5 ms (3 times for the slowest calls); "
         "ratio is backward / forward; "
@@ -156,7 +172,7 @@ def write_table(args, version, rows, torch_rows, others):
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     if torch_rows:
         lines += ["", "The PyTorch references themselves:", ""]
-        lines += ["| op | size | forward | backward | ratio |", "| --- | --- | ---: | ---: | ---: |"]
+        lines += ["| PyTorch op | size | forward | backward | ratio |", "| --- | --- | ---: | ---: | ---: |"]
         lines += ["| " + " | ".join(r) + " |" for r in torch_rows]
     if others:
         lines += ["", "Other timings, measured once each:", ""]
