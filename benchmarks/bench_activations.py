@@ -90,7 +90,6 @@ def extras(rng):
     for state in ("fresh", "settled"):
         seconds = float(subprocess.run([sys.executable, "-c", FRESH, here, state], capture_output=True, text=True,
                                        check=True).stdout)
-        note = ("glibc maps and faults in new pages for every 2 MB array" if state == "fresh"
-                else "after one 16 MB array was freed: the heap reuses its pages")
-        out.append((f"sum of (x - t)^2, allocator {state}", "256 x 1024, a new process", seconds, note))
+        note = "fresh pages" if state == "fresh" else "16 MB freed first"
+        out.append((f"(x - t)^2 summed, {state}", "256 x 1024, new process", seconds, note))
     return out

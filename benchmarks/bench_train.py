@@ -70,7 +70,7 @@ def _time_to_accuracy(target=0.95, max_epochs=60):
         seconds += time.perf_counter() - start
         accuracy = train.accuracy(model, x_val, y_val)
         if accuracy >= target:
-            return seconds, f"epoch {epoch}, validation accuracy {accuracy:.4f}"
+            return seconds, f"epoch {epoch}, {accuracy:.4f}"
     return float("nan"), f"not reached in {max_epochs} epochs"
 
 

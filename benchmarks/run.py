@@ -163,10 +163,10 @@ def write_table(args, version, rows, torch_rows, others):
         + f"Times are the best of {args.passes} sweeps through all the cases, each call timed up to {args.repeat} "
         "times in loops of at least 5 ms (3 times for the slowest calls); "
         "ratio is backward / forward; "
-        "bplib / PyTorch is bplib's forward + backward time over PyTorch's (autograd on the CPU, float64, "
+        "vs PyTorch is bplib's forward + backward time over PyTorch's (autograd on the CPU, float64, "
         "the same thread count, the same arrays).",
         "",
-        "| op | size | forward | backward | ratio | bplib / PyTorch |",
+        "| op | size | forward | backward | ratio | vs PyTorch |",
         "| --- | --- | ---: | ---: | ---: | ---: |",
     ]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
