@@ -28,7 +28,7 @@ def bench_path():
     sys.path.remove(str(BENCH))
 
 
-@pytest.mark.parametrize("name", [m for m in MODULES if m != "bench_conv"] + ["bench_conv"])
+@pytest.mark.parametrize("name", MODULES)
 def test_every_case_runs_once(name):
     module = importlib.import_module(name)
     cases = module.cases(np.random.default_rng(0))
