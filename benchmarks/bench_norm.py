@@ -74,6 +74,42 @@ def _layernorm_floor(x, gamma, beta, eps=1e-5):
                 torch_ref.pair(lambda x, g, b: layer_norm(x, (x.shape[1],), g, b, eps=eps), x, gamma, beta))
 
 
+def _spatial_floor(x, gamma, beta, running_mean, running_var, eps=1e-5):
+    """Spatial batch norm's formulas in bare numpy with no checks and no transposes: a floor for its row.
+
+    The statistics are taken over the axes (0, 2, 3) of x itself, where bplib.norm moves the channels last and
+    runs the batch norm of rows; the passes are otherwise the same (xhat and y in the forward pass, dxhat and
+    dx with two reductions over the batch and the pixels in the backward pass).
+    """
+    m = x.shape[0] * x.shape[2] * x.shape[3]
+    g, b = gamma[:, None, None], beta[:, None, None]
+    dout = np.random.default_rng(1).standard_normal(x.shape)
+    state = {}
+
+    def forward():
+        xhat = x - x.mean(axis=(0, 2, 3), keepdims=True)
+        inv = 1.0 / np.sqrt(np.einsum("nchw,nchw->c", xhat, xhat)[:, None, None] / m + eps)
+        xhat *= inv
+        y = xhat * g
+        y += b
+        state.update(xhat=xhat, inv=inv)
+        return y
+
+    forward()
+
+    def backward():
+        xhat, inv = state["xhat"], state["inv"]
+        dgamma, dbeta = np.einsum("nchw,nchw->c", dout, xhat), dout.sum(axis=(0, 2, 3))
+        dx = xhat * (-dgamma[:, None, None] / m)
+        dx += dout
+        dx -= (dbeta / m)[:, None, None]
+        dx *= g * inv
+        return dx, dgamma, dbeta
+
+    return Case("spatial batchnorm, numpy floor", "32x16x16x16", forward, backward,
+                _batch_norm(x, gamma, beta, running_mean, running_var))
+
+
 def cases(rng):
     x = rng.standard_normal((256, 512))
     gamma, beta, rm, rv = _params(rng, 512)
@@ -93,4 +129,5 @@ def cases(rng):
         _layernorm_floor(x, gamma, beta),
         _pair("spatial batchnorm", "32x16x16x16", spatial, norm.spatial_batchnorm_backward, xs, *ps,
               reference=_batch_norm(xs, *ps)),
+        _spatial_floor(xs, *ps),
     ]

@@ -35,6 +35,36 @@ def _jacobian_backward(dloss, cache):
     return np.einsum("nij,ni->nj", J, ds)
 
 
+def _xent_floor(z, y, reference):
+    """The softmax cross-entropy in bare numpy with no checks: a floor for the softmax_cross_entropy row.
+
+    The forward pass makes one new array (the shifted logits), exponentiates it in place, sums each row and
+    scales it into softmax(z) for the backward; the backward pass makes one array, dz = (s - onehot(y)) / N.
+    Both are the passes bplib.losses makes, without its checks and cache object.
+    """
+    n, rows = z.shape[0], np.arange(z.shape[0])
+    state = {}
+
+    def forward():
+        s = z - z.max(axis=1, keepdims=True)
+        picked = s[rows, y]
+        np.exp(s, out=s)
+        total = s.sum(axis=1, keepdims=True)
+        loss = float(np.sum(np.log(total[:, 0]) - picked) / n)
+        s *= 1.0 / total
+        state["s"] = s
+        return loss
+
+    forward()
+
+    def backward():
+        dz = state["s"] * (1.0 / n)
+        dz[rows, y] -= 1.0 / n
+        return dz
+
+    return Case("softmax_cross_entropy, numpy floor", " x ".join(map(str, z.shape)), forward, backward, reference)
+
+
 def cases(rng):
     z = rng.standard_normal((256, 1000))
     y = rng.integers(0, 1000, size=256)
@@ -48,6 +78,7 @@ def cases(rng):
               reference=torch_ref.pair(torch_ref.fn("log_softmax", dim=-1), z)),
         _pair("softmax_cross_entropy", losses.softmax_cross_entropy_forward, losses.softmax_cross_entropy_backward, z, y,
               reference=torch_ref.pair(xent, z, constants=(y,))),
+        _xent_floor(z, y, torch_ref.pair(xent, z, constants=(y,))),
         _pair("softmax_xent (fused)", losses.softmax_cross_entropy_forward, losses.softmax_cross_entropy_backward,
               z_small, y_small, reference=torch_ref.pair(xent, z_small, constants=(y_small,))),
         _pair("softmax_xent (via Jacobian)", _unfused_forward, _jacobian_backward, z_small, y_small),

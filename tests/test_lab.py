@@ -89,6 +89,10 @@ def lab(tmp_path_factory):
     docmanager = tmp / "settings" / "@jupyterlab" / "docmanager-extension"
     docmanager.mkdir(parents=True)
     (docmanager / "plugin.jupyterlab-settings").write_text(json.dumps({"autosave": False}))
+    # Every cell laid out, not only those in view: a windowed notebook may measure a cell at zero height.
+    tracker = tmp / "settings" / "@jupyterlab" / "notebook-extension"
+    tracker.mkdir(parents=True)
+    (tracker / "tracker.jupyterlab-settings").write_text(json.dumps({"windowingMode": "none"}))
     port = _free_port()
     env = dict(os.environ, JUPYTER_CONFIG_DIR=str(tmp / "config"), JUPYTER_RUNTIME_DIR=str(tmp / "runtime"))
     cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
@@ -140,8 +144,11 @@ INSPECT_JS = """async () => {
   const box = [...node.querySelectorAll('.myst aside, .myst div')].find(e => /^Proposition/.test(text(e))
       && (e.tagName === 'ASIDE' || /proof|admonition/.test(e.className)));
   const style = box ? getComputedStyle(box) : null;
-  box && box.scrollIntoView({block: 'center'});
-  await sleep(500);
+  // Layout may lag the render on a slow machine: wait until the box has its height (at most 15 s).
+  for (let k = 0; k < 30 && box && box.getBoundingClientRect().height === 0; k++) {
+    box.scrollIntoView({block: 'center'});
+    await sleep(500);
+  }
   out.prop = {index: i, rawFence: text(rendered).includes('{prf:proposition}'), boxed: !!box,
               title: text(box).slice(0, 60),
               framed: !!style && (style.boxShadow !== 'none' || parseFloat(style.borderLeftWidth) > 0
