@@ -132,6 +132,12 @@ RAW_TEX_JS = """() => {
           dollars: dollars.map(e => e.innerText.slice(0, 80))};
 }"""
 
+# Code blocks (cell input, printed output, library source) wider than their column: they scroll
+# sideways. Each is reported by its widest line.
+SCROLLING_CODE_JS = """() => [...document.querySelectorAll('article pre')]
+  .filter(p => p.scrollWidth > p.clientWidth + 1)
+  .map(p => p.innerText.split('\\n').reduce((a, l) => l.length > a.length ? l : a, '').slice(0, 100))"""
+
 BROKEN_IMAGES_JS = """() => [...document.images]
   .filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.getAttribute('src'))"""
 
@@ -224,6 +230,8 @@ def test_page(browser, server, page_path, record_property):
     problems += [f"raw $...$ TeX in prose: {raw['dollars']}"] if raw["dollars"] else []
     broken = page.evaluate(BROKEN_IMAGES_JS)
     problems += [f"images that did not load: {broken}"] if broken else []
+    scrolling = page.evaluate(SCROLLING_CODE_JS)
+    problems += [f"{len(scrolling)} code blocks scroll sideways at 1280 px, widest lines: {scrolling[:5]}"] if scrolling else []
     problems += alt_text_problems(page.evaluate(ALT_TEXTS_JS))
     problems += figure_number_problems(page.evaluate(FIGURES_JS), chapter_number(page_path))
     split = page.evaluate(SPLIT_STREAMS_JS)
@@ -250,6 +258,16 @@ def test_page(browser, server, page_path, record_property):
     record_property("axe_minor", f"{page_path}: {'; '.join(minor)}" if minor else "")
     assert not log.failed, f"{page_path}: failed requests: {log.failed}"
     assert not problems, f"{page_path}: {len(problems)} problems:\n" + "\n".join(problems)
+
+
+def test_scroll_check_sees_a_wide_code_line(browser):
+    """The check above can fail: a 120-character line in a 600 px column scrolls, an 80-character one does not."""
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.set_content("<article style='width: 600px'><pre style='overflow-x: auto; font: 14px monospace'>"
+                     + "x" * 120 + "</pre><pre style='overflow-x: auto; font: 10px monospace'>" + "y" * 80 + "</pre></article>")
+    found = page.evaluate(SCROLLING_CODE_JS)
+    page.close()
+    assert found == ["x" * 100]
 
 
 def test_math_is_rendered_by_local_mathjax(browser, server):
