@@ -20,7 +20,9 @@ graph mu, xc, xc^2, var, std, xhat, gamma xhat, y one node at a time, and
 ``batchnorm_backward`` uses the compact formula
 dx = gamma / (N std) [N dout - sum_n dout - xhat sum_n (dout xhat)].
 Layer norm normalizes each example over its D features instead; spatial batch
-norm treats every pixel of x (N, C, H, W) as an example of its channel's feature.
+norm treats every pixel of x (N, C, H, W) as an example of its channel's feature:
+the same functions run on the view (N, C, H W) of x, with sums over axes 0 and 2
+and the per-channel vectors broadcast as (C, 1), so no pass transposes x.
 
 Speed: sums over the batch are matrix-vector products (BLAS), sums of products
 use einsum (no temporary array), each function updates in place only the arrays
@@ -44,7 +46,8 @@ from bplib._validate import as_float_array, check_cache, check_real, check_shape
 class BatchnormCache(NamedTuple):
     """What both batch norm backwards need: the input x (N, D), the mean mu and
     std = sqrt(var + eps) that normalized it (D,), so that xhat = (x - mu) / std, gamma
-    (D,), and whether the batch statistics were used (training)."""
+    (D,), and whether the batch statistics were used (training). For spatial batch
+    norm x is the view (N, C, H W) and the vectors are (C,)."""
 
     x: np.ndarray
     mu: np.ndarray
@@ -56,7 +59,7 @@ class BatchnormCache(NamedTuple):
     @property
     def xc(self):
         """x - mu (N, D), the centred input, computed on access."""
-        return self.x - self.mu
+        return self.x - _per_feature(self.mu, self.x)
 
     @property
     def inv(self):
@@ -66,7 +69,7 @@ class BatchnormCache(NamedTuple):
     @property
     def xhat(self):
         """(x - mu) / std (N, D), the normalized input, computed on access."""
-        return (self.x - self.mu) / self.std
+        return (self.x - _per_feature(self.mu, self.x)) / _per_feature(self.std, self.x)
 
 
 class LayernormCache(NamedTuple):
@@ -80,7 +83,7 @@ class LayernormCache(NamedTuple):
 
 
 class SpatialBatchnormCache(NamedTuple):
-    """What spatial_batchnorm_backward needs: the batch norm cache of the (N H W, C) rows, and x's shape."""
+    """What spatial_batchnorm_backward needs: the batch norm cache of the view (N, C, H W) of x, and x's shape."""
 
     inner: BatchnormCache
     shape: tuple
@@ -103,10 +106,23 @@ def _finite(fn, name, x, total):
 def _column_sums(a):
     """sum_n a[n], a (N, D) -> (D,), as a matrix-vector product (BLAS is faster than a reduction).
 
+    For the pixels of spatial batch norm, a (N, C, P) -> (C,), summed over n and p.
     An overflow gives inf without a warning: every caller checks the sums it uses.
     """
     with np.errstate(over="ignore", invalid="ignore"):
+        if a.ndim == 3:
+            return np.einsum("ncp->c", a)
         return np.ones(a.shape[0], dtype=a.dtype) @ a
+
+
+def _dots(a, b):
+    """sum_n a[n] b[n] per feature, without a temporary: (N, D) -> (D,), or (N, C, P) -> (C,)."""
+    return np.einsum("ncp,ncp->c", a, b) if a.ndim == 3 else np.einsum("nd,nd->d", a, b)
+
+
+def _per_feature(v, x):
+    """A vector of one entry per feature (D,) shaped to broadcast against x: (D,), or (C, 1) for (N, C, P)."""
+    return v[:, None] if x.ndim == 3 else v
 
 
 def _row_sums(a):
@@ -175,20 +191,20 @@ def _bn_args(fn, x, gamma, beta, running_mean, running_var, n):
 
 
 def _bn_core(fn, x, gamma, beta, running_mean, running_var, training, momentum, eps):
-    """The batch norm forward on x (N, D), checked for NaN through the batch sums.
+    """The batch norm forward on x (N, D), or (N, C, P) for spatial batch norm, checked for NaN through the sums.
 
     One new (N, D) array: it holds x - mu, then xhat, then y. The cache keeps x and the
     statistics instead of xhat: with glibc's allocator, two fresh large arrays that
     outlive a call are given back to the system together and faulted in again at the
     next call, which costs more than recomputing xhat in the backward pass.
     """
-    n = x.shape[0]
+    n = x.size // x.shape[1]  # examples per feature: N, or N H W pixels per channel
     if training:
         mu = _column_sums(x) / n  # (D,), the batch mean
         _finite(fn, "x", x, mu)
-        out = x - mu  # (N, D)
+        out = x - _per_feature(mu, x)  # (N, D)
         with np.errstate(over="ignore"):
-            var = np.einsum("nd,nd->d", out, out) / n  # (D,), the biased batch variance
+            var = _dots(out, out) / n  # (D,), the biased batch variance
         if not np.all(np.isfinite(var)):
             raise ValueError(f"{fn}: argument 'x' has a batch variance beyond the range of {x.dtype} "
                              f"(largest |x - mean| {np.max(np.abs(out)):.3g}); the running variance could not "
@@ -198,13 +214,17 @@ def _bn_core(fn, x, gamma, beta, running_mean, running_var, training, momentum, 
     else:
         _finite(fn, "x", x, _column_sums(x))
         mu, var = running_mean, running_var
-        out = x - mu
+        out = x - _per_feature(mu, x)
         new_mean, new_var = running_mean.copy(), running_var.copy()
     std = np.sqrt(var + eps)  # (D,)
-    out *= 1.0 / std  # xhat, in place: the array was made above
     with np.errstate(over="ignore", invalid="ignore"):
-        out *= gamma  # y = gamma xhat + beta
-        out += beta
+        scale = gamma / std  # y = gamma xhat + beta = (gamma / std)(x - mu) + beta: one pass fewer
+        if np.all(np.isfinite(scale)):
+            out *= _per_feature(scale, x)  # in place: the array was made above
+        else:  # gamma / std beyond the float range (a tiny eps): the two products, as the formula reads
+            out *= _per_feature(1.0 / std, x)
+            out *= _per_feature(gamma, x)
+        out += _per_feature(beta, x)
     # in training, sum_n xhat^2 <= N, so |xhat| <= sqrt(N); in inference xhat is unbounded
     _check_output(fn, out, gamma, beta, np.sqrt(n) if training else None)
     return out, new_mean, new_var, BatchnormCache(x, mu, std, gamma, training)
@@ -238,21 +258,28 @@ def _bn_cache(fn, dout, cache):
 
 
 def _bn_backward(fn, dout, x, mu, std, gamma, training):
-    """The compact formula, on arrays checked for shape (NaN is caught via dbeta)."""
-    n = dout.shape[0]
+    """The compact formula, on arrays checked for shape (NaN is caught via dbeta).
+
+    x and dout are (N, D), or (N, C, P) for spatial batch norm; f(v) below shapes a
+    vector of one entry per feature to broadcast against them.
+    """
+    n = dout.size // dout.shape[1]
+
+    def f(v):
+        return _per_feature(v, x)
+
     dbeta = _column_sums(dout)  # (D,)
     _finite(fn, "dout", dout, dbeta)
-    dx = x - mu  # one new (N, D) array: xhat first, then dx
-    dx *= 1.0 / std
+    dx = x - f(mu)  # one new (N, D) array: x - mu first, then dx
     with np.errstate(over="ignore", invalid="ignore"):
-        dgamma = np.einsum("nd,nd->d", dout, dx)  # (D,), sum_n dout xhat
+        dgamma = _dots(dout, dx) / std  # (D,), sum_n dout xhat, with xhat = (x - mu) / std
         if not training:  # the running statistics are constants: y is affine in x
-            np.multiply(dout, gamma / std, out=dx)
+            np.multiply(dout, f(gamma / std), out=dx)
         else:  # dx = gamma / (N std) [N dout - dbeta - xhat dgamma]
-            dx *= -dgamma / n
+            dx *= f(-dgamma / (n * std))  # - xhat dgamma / N, as (x - mu) times a vector
             dx += dout
-            dx -= dbeta / n
-            dx *= gamma / std
+            dx -= f(dbeta / n)
+            dx *= f(gamma / std)
     _finite_result(fn, "gradient dgamma", dgamma, dgamma)
     _finite_result(fn, "gradient dx", dx)
     return dx, dgamma, dbeta
@@ -383,14 +410,9 @@ def layernorm_backward(dout, cache):
     return dx, dgamma, dbeta
 
 
-def _to_rows(x):
-    """(N, C, H, W) -> (N H W, C): one row per pixel, one column per channel."""
-    return x.transpose(0, 2, 3, 1).reshape(-1, x.shape[1])
-
-
-def _from_rows(rows, shape):
-    N, C, H, W = shape
-    return rows.reshape(N, H, W, C).transpose(0, 3, 1, 2)
+def _pixels(x):
+    """(N, C, H, W) -> (N, C, H W), a view when x is contiguous: each channel's pixels in a row, no transpose."""
+    return x.reshape(x.shape[0], x.shape[1], -1)
 
 
 def spatial_batchnorm_forward(x, gamma, beta, running_mean, running_var, training=True, momentum=0.1, eps=1e-5):
@@ -408,12 +430,12 @@ def spatial_batchnorm_forward(x, gamma, beta, running_mean, running_var, trainin
         raise ValueError(f"{fn}: argument 'x' must hold at least 2 values per channel (N H W >= 2) in training "
                          f"mode, got shape {x.shape}; use training=False")
     arrays = _bn_args(fn, x, gamma, beta, running_mean, running_var, n)
-    out, new_mean, new_var, cache = _bn_core(fn, _to_rows(x), *arrays, training, momentum, eps)
-    return _from_rows(out, x.shape), new_mean, new_var, SpatialBatchnormCache(cache, x.shape)
+    out, new_mean, new_var, cache = _bn_core(fn, _pixels(x), *arrays, training, momentum, eps)
+    return out.reshape(x.shape), new_mean, new_var, SpatialBatchnormCache(cache, x.shape)
 
 
 def spatial_batchnorm_backward(dout, cache):
-    """The batch norm backward on the (N H W, C) rows, reshaped back: dx (N, C, H, W), dgamma, dbeta (C,).
+    """The batch norm backward with statistics over n, i, j, on the view (N, C, H W): dx (N, C, H, W), dgamma, dbeta (C,).
 
     Parameters: dout (N, C, H, W); cache from spatial_batchnorm_forward.
     Returns: (dx, dgamma, dbeta) of shapes (N, C, H, W), (C,), (C,). Derived in chapter 9.
@@ -423,5 +445,5 @@ def spatial_batchnorm_backward(dout, cache):
     dout = as_float_array(fn, "dout", dout, ndim=4, finite=False)
     check_shape(fn, "dout", dout, cache.shape)
     inner = check_cache(fn, cache.inner, BatchnormCache)
-    dx, dgamma, dbeta = _bn_backward(fn, *_bn_cache(fn, _to_rows(dout), inner))
-    return _from_rows(dx, cache.shape), dgamma, dbeta
+    dx, dgamma, dbeta = _bn_backward(fn, _pixels(dout), inner.x, inner.mu, inner.std, inner.gamma, inner.training)
+    return dx.reshape(cache.shape), dgamma, dbeta
