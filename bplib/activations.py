@@ -53,7 +53,8 @@ def _sigmoid(z):
 
 
 def sigmoid(z):
-    """sigma(z) = 1 / (1 + exp(-z)), finite and exact in its limits 0 and 1 for any finite z.
+    """sigma(z) = 1 / (1 + exp(-z)), finite and exact in its limits 0 and 1 for any
+    finite z.
 
     Parameters: z, array of any shape. Returns: an array of the same shape in [0, 1].
     Derived in chapter 1.
@@ -128,8 +129,8 @@ def sigmoid_forward(x):
 def sigmoid_backward(dout, cache):
     """dx = dout * out * (1 - out).
 
-    Parameters: dout, the shape of out; cache from sigmoid_forward. Returns: dx, the shape of x.
-    Derived in chapter 1.
+    Parameters: dout, the shape of out; cache from sigmoid_forward.
+    Returns: dx, the shape of x. Derived in chapter 1.
     """
     out = check_cache("sigmoid_backward", cache, SigmoidCache).out
     dout = _upstream("sigmoid_backward", dout, out, "out")

@@ -99,22 +99,27 @@ class AddCache(NamedTuple):
 
 
 def dropout_forward(x, p, rng, training=True):
-    """out = x * m / (1 - p), m_i ~ Bernoulli(1 - p) drawn from rng; out = a copy of x when not training.
+    """out = x * m / (1 - p), m_i ~ Bernoulli(1 - p) drawn from rng; out = a copy of x
+    when not training.
 
-    Parameters: x, array of any shape; p, the probability of dropping an entry, in [0, 1);
-    rng, a numpy Generator; training, a bool (numpy's bool too). Returns: (out, cache), out
-    the shape of x; the cache keeps the scaled mask m / (1 - p). Raises ValueError when an
-    entry of x / (1 - p) exceeds the largest float of x's dtype. Derived in chapter 10.
+    Parameters: x, array of any shape; p, the probability of dropping an entry,
+    in [0, 1); rng, a numpy Generator; training, a bool (numpy's bool too).
+    Returns: (out, cache), out the shape of x; the cache keeps the scaled mask
+    m / (1 - p). Raises ValueError when an entry of x / (1 - p) exceeds the largest
+    float of x's dtype. Derived in chapter 10.
     """
     fn = "dropout_forward"
     x = _array(fn, "x", x)
     p = check_real(fn, "p", p, low=0.0, high=1.0, high_open=True)
     rng = check_rng(fn, "rng", rng)
     if not isinstance(training, (bool, np.bool_)):
-        raise TypeError(f"{fn}: argument 'training' must be True or False, got {training!r} of type {type(training).__name__}")
+        raise TypeError(f"{fn}: argument 'training' must be True or False, "
+                        f"got {training!r} of type {type(training).__name__}")
     if not training:
-        return x.copy(), DropoutCache(np.ones_like(x))  # a new array, as in training: out never aliases x
-    scale = ((rng.random(x.shape) >= p) / (1.0 - p)).astype(x.dtype)  # keep with prob. 1 - p
+        # a new array, as in training: out never aliases x
+        return x.copy(), DropoutCache(np.ones_like(x))
+    # keep with prob. 1 - p
+    scale = ((rng.random(x.shape) >= p) / (1.0 - p)).astype(x.dtype)
     with np.errstate(over="ignore"):
         out = x * scale
     return _check_finite(fn, "x / (1 - p)", out), DropoutCache(scale)
@@ -339,27 +344,33 @@ class Tape:
         return node
 
     def apply(self, op, *args, **constants):
-        """out = OPS[op].forward(*values of args, **constants), recorded; returns the output Node.
+        """out = OPS[op].forward(*values of args, **constants), recorded; returns the
+        output Node.
 
-        Positional arguments are the op's differentiable inputs, as Nodes of this tape; keyword
-        arguments are constants passed to the forward function as they are.
+        Positional arguments are the op's differentiable inputs, as Nodes of this tape;
+        keyword arguments are constants passed to the forward function as they are.
         """
         if not isinstance(op, str):
-            raise TypeError(f"Tape.apply: argument 'op' must be the name of a registered op, got {type(op).__name__}")
+            raise TypeError("Tape.apply: argument 'op' must be the name of a "
+                            f"registered op, got {type(op).__name__}")
         if op not in OPS:
-            raise ValueError(f"Tape.apply: unknown op {op!r}; registered ops: {', '.join(sorted(OPS))}")
+            raise ValueError(f"Tape.apply: unknown op {op!r}; "
+                             f"registered ops: {', '.join(sorted(OPS))}")
         spec = OPS[op]
         if len(args) != len(spec.args):
-            raise TypeError(f"Tape.apply: op '{op}' takes {len(spec.args)} Nodes ({', '.join(spec.args)}), got {len(args)}")
+            raise TypeError(f"Tape.apply: op '{op}' takes {len(spec.args)} Nodes "
+                            f"({', '.join(spec.args)}), got {len(args)}")
         for name, node in zip(spec.args, args):
             self._check_node(f"Tape.apply('{op}')", name, node)
         for name, value in constants.items():
             if isinstance(value, Node):
-                raise TypeError(f"Tape.apply('{op}'): keyword argument '{name}' is a constant and must not be a Node")
+                raise TypeError(f"Tape.apply('{op}'): keyword argument '{name}' is a "
+                                "constant and must not be a Node")
         try:
             with _quiet():
                 value, cache = spec.forward(*(n.value for n in args), **constants)
-        except (TypeError, ValueError) as exc:  # the op's own message, under the name the user called
+        except (TypeError, ValueError) as exc:
+            # the op's own message, under the name the user called
             raise type(exc)(f"Tape.apply('{op}'): {exc}") from exc
         _check_finite(f"Tape.apply('{op}')", "the output", value)
         return self._record(op, (n.index for n in args), cache, value)
@@ -406,8 +417,8 @@ class Tape:
     def _reverse(self, seeds, keep=()):
         """Adjoints from {node index: seed} by one reverse sweep: the loop of the chapter.
 
-        Once a node has passed its adjoint on, the adjoint is dropped (memory), except at the
-        inputs and at the indices in keep."""
+        Once a node has passed its adjoint on, the adjoint is dropped (memory), except
+        at the inputs and at the indices in keep."""
         adj = [None] * len(self.nodes)
         for i, seed in seeds.items():
             _add(adj, i, seed)
@@ -423,10 +434,12 @@ class Tape:
         return adj
 
     def _second_order(self, fn, out, seed, t, gauss_newton):
-        """The tangents of the adjoints along the node tangents t: H v at the inputs, one reverse sweep.
+        """The tangents of the adjoints along the node tangents t: H v at the inputs,
+        one reverse sweep.
 
-        Each op adds backward(tangent of its adjoint) and its curvature term. With gauss_newton
-        only the convex losses keep their curvature, and adjoints flow only through 'add': G v.
+        Each op adds backward(tangent of its adjoint) and its curvature term. With
+        gauss_newton only the convex losses keep their curvature, and adjoints flow only
+        through 'add': G v.
         """
         adj, tadj = [None] * len(self.nodes), [None] * len(self.nodes)
         adj[out.index] = seed
@@ -436,7 +449,8 @@ class Tape:
                 continue
             spec = OPS[op]
             if gauss_newton and adj[i] is not None and not (spec.convex or op == "add"):
-                raise ValueError(f"{fn}: 'out' must be a loss or a sum of losses made with 'add'; op '{op}' (node {i}) is neither")
+                raise ValueError(f"{fn}: 'out' must be a loss or a sum of losses "
+                                 f"made with 'add'; op '{op}' (node {i}) is neither")
             if adj[i] is not None and (op == "add" or not gauss_newton):
                 for p, g in zip(parents, _as_tuple(spec.backward(adj[i], cache))):
                     _add(adj, p, g)
@@ -444,7 +458,8 @@ class Tape:
                 for p, g in zip(parents, _as_tuple(spec.backward(tadj[i], cache))):
                     _add(tadj, p, g)
             ts = [t[p] for p in parents]
-            if adj[i] is not None and spec.curvature and any(v is not None for v in ts) and (spec.convex or not gauss_newton):
+            curved = spec.curvature and (spec.convex or not gauss_newton)
+            if adj[i] is not None and curved and any(v is not None for v in ts):
                 for p, g in zip(parents, spec.curvature(adj[i], cache, ts, t[i])):
                     _add(tadj, p, g)
             adj[i] = tadj[i] = t[i] = None  # passed on: dropped (memory)
@@ -607,35 +622,42 @@ def _apply(fn, matvec, v):
 
 
 def checkpointed_gradient(layer, params, x, loss, every):
-    """L and dL/d(params) of loss(f_Lambda(... f_1(x))), keeping only the input of every k-th layer.
+    """L and dL/d(params) of loss(f_Lambda(... f_1(x))), keeping only the input of
+    every k-th layer.
 
     The forward pass keeps the inputs of layers 1, k + 1, 2k + 1, ...; the backward pass
-    recomputes one segment of k layers at a time from its stored input, on a tape of its own.
-    Memory: about Lambda / k stored inputs plus the caches of k layers, against the caches of all
-    Lambda layers on one tape; time: about one more forward pass. Parameters: layer(tape, h, P)
-    -> Node records one layer on ``tape`` from the Node h, P a dict of parameter Nodes; params,
-    a list of Lambda dicts of arrays; x, the input array; loss(tape, h) -> a scalar Node; every,
-    the integer k >= 1. Returns: (L, grads), grads a list of dicts like params. Chapter 10.
+    recomputes one segment of k layers at a time from its stored input, on a tape of its
+    own. Memory: about Lambda / k stored inputs plus the caches of k layers, against the
+    caches of all Lambda layers on one tape; time: about one more forward pass.
+    Parameters: layer(tape, h, P) -> Node records one layer on ``tape`` from the Node h,
+    P a dict of parameter Nodes; params, a list of Lambda dicts of arrays; x, the input
+    array; loss(tape, h) -> a scalar Node; every, the integer k >= 1.
+    Returns: (L, grads), grads a list of dicts like params. Chapter 10.
     """
     fn = "checkpointed_gradient"
     for name, f in (("layer", layer), ("loss", loss)):
         if not callable(f):
-            raise TypeError(f"{fn}: argument '{name}' must be a function, got {type(f).__name__}")
-    if not isinstance(params, (list, tuple)) or not params or not all(isinstance(P, dict) for P in params):
-        raise TypeError(f"{fn}: argument 'params' must be a non-empty list of dicts of arrays, one per layer")
+            raise TypeError(f"{fn}: argument '{name}' must be a function, "
+                            f"got {type(f).__name__}")
+    if not (isinstance(params, (list, tuple)) and params
+            and all(isinstance(P, dict) for P in params)):
+        raise TypeError(f"{fn}: argument 'params' must be a non-empty list of dicts "
+                        "of arrays, one per layer")
     for ell, P in enumerate(params):
         for k, v in P.items():
             _array(fn, f"params[{ell}][{k!r}]", v)
     every = check_int(fn, "every", every, minimum=1)
     stored, h = {}, _array(fn, "x", x)
-    for ell in range(len(params)):  # forward: each layer on a throwaway tape; only the checkpoints stay
+    # forward: each layer on a throwaway tape; only the checkpoints stay
+    for ell in range(len(params)):
         if ell % every == 0:
             stored[ell] = h
         h = _segment(layer, params, ell, ell + 1, h)[0].value
     grads, dh, value = [None] * len(params), None, None
     for start in reversed(range(0, len(params), every)):
         stop = min(start + every, len(params))
-        value, grads[start:stop], dh = _segment_backward(layer, params, start, stop, stored.pop(start), dh, loss, value)
+        value, grads[start:stop], dh = _segment_backward(
+            layer, params, start, stop, stored.pop(start), dh, loss, value)
     return value, grads
 
 
@@ -696,7 +718,8 @@ class Dual:
 
     def __mul__(self, other):  # (a + a'w)(b + b'w) = ab + (a'b + ab')w, since w^2 = 0
         o = Dual._lift("__mul__", other)
-        return Dual._make("__mul__", self.value * o.value, self.tangent * o.value + self.value * o.tangent)
+        return Dual._make("__mul__", self.value * o.value,
+                          self.tangent * o.value + self.value * o.tangent)
 
     def __truediv__(self, other):  # (a/b)' = (a'b - ab') / b^2 = (a' - (a/b) b') / b, with no b^2 to underflow
         o = Dual._lift("__truediv__", other)

@@ -212,8 +212,8 @@ def binary_cross_entropy_with_logits_forward(z, t):
 
     Parameters: z, logits (N, ...); t, targets of the same shape.
     Returns: (L, cache), L a float. Each term is at most |z| + log 2; a sum that
-    overflows is recomputed scaled, and a true L beyond the float range raises ValueError.
-    Derived in chapter 1.
+    overflows is recomputed scaled, and a true L beyond the float range raises
+    ValueError. Derived in chapter 1.
     """
     fn = "binary_cross_entropy_with_logits_forward"
     z, t = _prediction_and_target(fn, "z", z, "t", t)
@@ -223,7 +223,8 @@ def binary_cross_entropy_with_logits_forward(z, t):
     n = z.shape[0]
     with np.errstate(over="ignore"):
         loss = np.sum(per_entry) / n
-        if not np.isfinite(loss):  # the terms are finite and >= 0: sum them scaled by the largest
+        if not np.isfinite(loss):
+            # the terms are finite and >= 0: sum them scaled by the largest
             m = np.max(per_entry)
             loss = m * (np.sum(per_entry / m) / n)
     if not np.isfinite(loss):
@@ -241,7 +242,8 @@ def binary_cross_entropy_with_logits_backward(dloss, cache):
     cache = check_cache(fn, cache, BinaryCrossEntropyWithLogitsCache)
     z, t = cache.z, cache.t
     dloss = _dloss(fn, dloss, z.dtype)  # |sigma(z) - t| <= 1, so |dz| <= |dloss| / N
-    dz = np.negative(z)  # one new array, updated in place: sigma(z) = 1 / (1 + e^-z) as in activations
+    # one new array, updated in place: sigma(z) = 1 / (1 + e^-z) as in activations
+    dz = np.negative(z)
     with np.errstate(over="ignore"):  # e^-z = inf gives sigma = 0 exactly
         np.exp(dz, out=dz)
     dz += 1.0
@@ -263,9 +265,11 @@ def _log_softmax(z):
     # log-sum-exp trick: subtracting the row maximum changes nothing
     # mathematically and keeps every exponent <= 0, so nothing overflows.
     m = np.max(z, axis=-1, keepdims=True)
-    with np.errstate(over="ignore"):  # a gap beyond the float range gives -inf, and exp(-inf) = 0
+    # a gap beyond the float range gives -inf, and exp(-inf) = 0
+    with np.errstate(over="ignore"):
         out = z - m
-        lse = np.log(np.sum(np.exp(out, out=out), axis=-1, keepdims=True))  # exp in place: one array, not two
+        # exp in place: one array, not two
+        lse = np.log(np.sum(np.exp(out, out=out), axis=-1, keepdims=True))
         np.subtract(z, m, out=out)  # z - m again, since exp overwrote it
     out -= lse
     return out
@@ -317,7 +321,8 @@ def _rescaled(fn, backward, g, cache):
 
 
 def softmax_backward(ds, cache):
-    """dz = s * (ds - sum_k ds_k s_k): the Jacobian diag(s) - s s^T applied to ds, never formed.
+    """dz = s * (ds - sum_k ds_k s_k): the Jacobian diag(s) - s s^T applied to ds,
+    never formed.
 
     Parameters: ds, the shape of s; cache from softmax_forward. Returns: dz (N, K).
     Derived in chapter 6.
@@ -326,9 +331,11 @@ def softmax_backward(ds, cache):
     ds = as_float_array("softmax_backward", "ds", ds)
     check_same_shape("softmax_backward", "ds", ds, "s", s)
     with np.errstate(over="ignore", invalid="ignore"):
-        dz = ds - np.sum(ds * s, axis=-1, keepdims=True)  # ds_k minus the s-weighted mean of ds
+        # ds_k minus the s-weighted mean of ds
+        dz = ds - np.sum(ds * s, axis=-1, keepdims=True)
         dz *= s
-    if not all_finite(dz):  # |ds| near the float limit: the map is linear in ds, so scale ds down
+    if not all_finite(dz):
+        # |ds| near the float limit: the map is linear in ds, so scale ds down
         return _rescaled("softmax_backward", softmax_backward, ds, cache)
     return dz
 
@@ -432,16 +439,19 @@ def softmax_cross_entropy_forward(z, y):
     z, y = _sce_inputs(fn, z, y, finite=False)
     n = z.shape[0]
     with np.errstate(over="ignore", invalid="ignore"):  # checked through the loss below
-        s = z - np.max(z, axis=1, keepdims=True)  # (N, K), z_nk - m_n <= 0: the log-sum-exp shift
+        # (N, K), z_nk - m_n <= 0: the log-sum-exp shift
+        s = z - np.max(z, axis=1, keepdims=True)
     picked = s[np.arange(n), y]  # (N,), z_n[y_n] - m_n
     np.exp(s, out=s)  # one exponential per entry, in place
     total = np.sum(s, axis=1, keepdims=True)  # (N, 1), in [1, K]
     # -log softmax(z_n)[y_n] = log sum_k e^(z_nk - m_n) - (z_n[y_n] - m_n)
     loss = np.sum(np.log(total[:, 0]) - picked) / n
-    if not np.isfinite(loss):  # a NaN or an infinity in z (refused by name), or a true overflow
+    if not np.isfinite(loss):
+        # a NaN or an infinity in z (refused by name), or a true overflow
         as_float_array(fn, "z", z)
         raise overflow_error(fn, "the loss", s.dtype)
-    s *= 1.0 / total  # softmax(z), for the backward (a product is cheaper than a quotient)
+    # softmax(z), for the backward (a product is cheaper than a quotient)
+    s *= 1.0 / total
     return float(loss), SoftmaxCrossEntropyCache(s, y)
 
 
@@ -454,7 +464,8 @@ def softmax_cross_entropy_backward(dloss, cache):
     fn = "softmax_cross_entropy_backward"
     cache = check_cache(fn, cache, SoftmaxCrossEntropyCache)
     s, y = cache.s, cache.y
-    scale = _dloss(fn, dloss, s.dtype) / s.shape[0]  # |s - onehot(y)| <= 1, so |dz| <= |dloss| / N
+    # |s - onehot(y)| <= 1, so |dz| <= |dloss| / N
+    scale = _dloss(fn, dloss, s.dtype) / s.shape[0]
     dz = s * scale  # (N, K)
     dz[np.arange(s.shape[0]), y] -= scale  # minus onehot(y), scaled
     return dz

@@ -349,10 +349,12 @@ class Sequential(Module):
         return x
 
     def backward(self, dout):
-        with self._all_or_nothing():  # a failure half-way leaves no uneven caches or gradients
+        # a failure half-way leaves no uneven caches or gradients
+        with self._all_or_nothing():
             for i in reversed(range(len(self.modules))):
-                with self._refusals("backward", f"module {i} ({type(self.modules[i]).__name__}): "):
-                    dout = self.modules[i].backward(dout)
+                m = self.modules[i]
+                with self._refusals("backward", f"module {i} ({type(m).__name__}): "):
+                    dout = m.backward(dout)
         return dout
 
     def train(self, mode=True):

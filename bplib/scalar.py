@@ -58,11 +58,14 @@ class Value:
 
     @classmethod
     def _node(cls, op, data, parents, local_grads):
-        """A new interior node; its value and local derivatives must be finite (overflow is an error, not an inf)."""
+        """A new interior node; its value and local derivatives must be finite
+        (overflow is an error, not an inf)."""
         if not (math.isfinite(data) and all(math.isfinite(g) for g in local_grads)):
-            method = {"+": "__add__", "*": "__mul__"}.get(op, "__pow__" if op.startswith("**") else op)
-            raise ValueError(f"Value.{method}: the result {data!r} or its local derivative {local_grads} "
-                             f"is not finite (an overflow beyond 1.8e308)")
+            names = {"+": "__add__", "*": "__mul__"}
+            method = names.get(op, "__pow__" if op.startswith("**") else op)
+            raise ValueError(f"Value.{method}: the result {data!r} or its local "
+                             f"derivative {local_grads} is not finite "
+                             "(an overflow beyond 1.8e308)")
         out = cls(data)
         out.op, out.parents, out.local_grads = op, tuple(parents), tuple(local_grads)
         return out
@@ -83,7 +86,8 @@ class Value:
 
     def __mul__(self, other):  # d(ab)/da = b, d(ab)/db = a
         other = self._coerce("__mul__", other)
-        return Value._node("*", self.data * other.data, (self, other), (other.data, self.data))
+        return Value._node("*", self.data * other.data, (self, other),
+                           (other.data, self.data))
 
     def __pow__(self, k):  # d(a^k)/da = k a^(k-1), for a number k
         if isinstance(k, Value) or isinstance(k, bool) or not isinstance(k, numbers.Real):

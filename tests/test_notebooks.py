@@ -1,7 +1,10 @@
 """Static checks of every notebook and page of the book: the rules of CONTRIBUTING.md
 ("Notebooks") that can be read off the stored files without running anything.
 
-- every line of notebook code is at most 88 characters;
+- every line of notebook code is at most 88 characters, and so is every line of the
+  library source a notebook shows with ``bplib.plot.show_source`` (dedented, as
+  shown) and every line of a stored text output: a longer line scrolls sideways
+  in the HTML book;
 - every figure (a code cell with an image output) has a name ``fig-chN-slug``, a
   caption and alt text in plain words (at most 400 characters, no TeX, ending
   like a sentence), one figure per cell, and names are unique across the book;
@@ -25,16 +28,21 @@ of a notebook (a dict as stored) or of text; the tests at the end of the file
 show on small synthetic notebooks that each rule can fail and pass.
 """
 
+import ast
+import importlib
+import inspect
 import json
 import pathlib
 import re
+import sys
+import textwrap
 
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 CHAPTERS = ROOT / "chapters"
 
-MAX_LINE = 88  # characters in a line of notebook code
+MAX_LINE = 88  # characters in a line of notebook code, of shown library source, of printed output
 MAX_VISIBLE_FIGURE_CELL = 12  # lines of a figure cell shown on the page
 MAX_ALT = 400  # characters of alt text
 HIDING_TAGS = {"hide-input", "remove-input", "hide-cell", "remove-cell"}
@@ -186,6 +194,137 @@ def book_text(path):
     if pathlib.Path(path).suffix == ".ipynb":
         return "\n".join(source(c) for c in load(path)["cells"])
     return pathlib.Path(path).read_text(encoding="utf-8")
+
+
+# --------------------------------------------------------------------------
+# Library source shown with show_source, and stored text output
+
+
+def show_source_calls(nb):
+    """The show_source calls in a notebook's code cells: (cell index, argument node or None).
+
+    The argument is an ast expression node; None when the call has no single
+    positional argument, or when the cell does not parse as Python and mentions
+    show_source (its call cannot be read).
+    """
+    calls = []
+    for i, cell in code_cells(nb):
+        text = source(cell)
+        try:
+            tree = ast.parse(text)
+        except SyntaxError:
+            if "show_source" in text:
+                calls.append((i, None))
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and _called_name(node.func) == "show_source":
+                calls.append((i, node.args[0] if len(node.args) == 1 and not node.keywords else None))
+    return calls
+
+
+def _called_name(func):
+    """The name a call is made by: f(...) -> 'f', module.f(...) -> 'f'."""
+    return func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else None
+
+
+def imported_names(nb, package="bplib"):
+    """The names a notebook's code cells bind by importing ``package`` or its modules.
+
+    ``import bplib.nn`` binds bplib, ``import bplib.nn as nn`` binds nn, and
+    ``from bplib import nn`` or ``from bplib.nn import Linear`` bind what they
+    name; the modules are imported here. Returns {name: module or object}.
+    """
+    names = {}
+    for _, cell in code_cells(nb):
+        try:
+            tree = ast.parse(source(cell))
+        except SyntaxError:
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                for alias in node.names:
+                    if alias.name == package or alias.name.startswith(package + "."):
+                        module = importlib.import_module(alias.name)
+                        top = alias.name.split(".")[0]
+                        names[alias.asname or top] = module if alias.asname else sys.modules[top]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module and (
+                    node.module == package or node.module.startswith(package + ".")):
+                module = importlib.import_module(node.module)
+                for alias in node.names:
+                    if not hasattr(module, alias.name):  # a submodule not yet imported by its package
+                        importlib.import_module(f"{node.module}.{alias.name}")
+                    names[alias.asname or alias.name] = getattr(module, alias.name)
+    return names
+
+
+def resolve(expr, names):
+    """The object a dotted name (``nn.Sequential.backward``) stands for among ``names``.
+
+    Raises LookupError, saying why, when ``expr`` is not a dotted name or names nothing.
+    """
+    parts = []
+    while isinstance(expr, ast.Attribute):
+        parts.append(expr.attr)
+        expr = expr.value
+    if not isinstance(expr, ast.Name):
+        raise LookupError("not a dotted name of an imported object")
+    if expr.id not in names:
+        raise LookupError(f"{expr.id!r} is not imported from the library in this notebook")
+    obj = names[expr.id]
+    for k, attr in enumerate(reversed(parts)):
+        if not hasattr(obj, attr):
+            raise LookupError(f"{'.'.join([expr.id, *reversed(parts)][:k + 1])} has no attribute {attr!r}")
+        obj = getattr(obj, attr)
+    return obj
+
+
+def long_source_lines(obj, limit=MAX_LINE):
+    """Lines of an object's source longer than ``limit`` once dedented, as show_source shows
+    it: (line number from 1, length)."""
+    lines = textwrap.dedent(inspect.getsource(obj)).splitlines()
+    return [(n, len(line)) for n, line in enumerate(lines, 1) if len(line) > limit]
+
+
+def shown_source_problems(nb, limit=MAX_LINE, package="bplib"):
+    """Problems with the library source a notebook shows: an argument of show_source that
+    cannot be resolved, and shown lines longer than ``limit``."""
+    problems, names = [], None
+    for i, expr in show_source_calls(nb):
+        if expr is None:
+            problems.append(f"cell {i}: a show_source call that cannot be read (one dotted name expected)")
+            continue
+        shown = ast.unparse(expr)
+        names = imported_names(nb, package) if names is None else names
+        try:
+            obj = resolve(expr, names)
+        except LookupError as exc:
+            problems.append(f"cell {i}: show_source({shown}) cannot be resolved: {exc}")
+            continue
+        for n, length in long_source_lines(obj, limit):
+            problems.append(f"cell {i}: show_source({shown}) line {n} has {length} characters")
+    return problems
+
+
+def output_texts(cell):
+    """The stored text outputs of a cell, as a reader sees them: stream text (stdout and
+    stderr), and the text/plain of a result or display without a Markdown or HTML form."""
+    texts = []
+    for out in cell.get("outputs", []):
+        if out.get("output_type") == "stream":
+            texts.append(out.get("text", ""))
+        elif "text/plain" in out.get("data", {}) and not {"text/markdown", "text/html"} & set(out["data"]):
+            texts.append(out["data"]["text/plain"])
+    return ["".join(t) if isinstance(t, list) else t for t in texts]
+
+
+def long_output_lines(nb, limit=MAX_LINE):
+    """Stored text output lines longer than ``limit``: (cell index, line number from 1 in the
+    cell's text outputs, length)."""
+    found = []
+    for i, cell in code_cells(nb):
+        lines = [line for text in output_texts(cell) for line in text.splitlines()]
+        found += [(i, n, len(line)) for n, line in enumerate(lines, 1) if len(line) > limit]
+    return found
 
 
 # --------------------------------------------------------------------------
@@ -428,6 +567,20 @@ def test_code_lines_fit_the_page(path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_shown_library_source_fits_the_page(path):
+    problems = shown_source_problems(load(path))
+    assert not problems, (f"{rel(path)}: library source shown with show_source must have lines of at most "
+                          f"{MAX_LINE} characters (after dedent) and name an object of bplib:\n" + "\n".join(problems))
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_printed_output_fits_the_page(path):
+    long = long_output_lines(load(path))
+    shown = ", ".join(f"cell {i} output line {n} ({length})" for i, n, length in long[:12])
+    assert not long, f"{rel(path)}: {len(long)} stored output lines longer than {MAX_LINE} characters: {shown}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
 def test_figures_have_name_caption_and_alt_text(path):
     problems = figure_problems(load(path), figure_prefix(path))
     assert not problems, f"{rel(path)}: {len(problems)} figure problems:\n" + "\n".join(problems)
@@ -519,6 +672,71 @@ GOOD_FIGURE = {"figure": {"name": "fig-ch7-windows", "caption": "Each window of 
 def test_rule_long_lines():
     assert long_code_lines(nb_of(code("x = 1\n" + "y = " + "1" * 84, 1))) == []  # 88 characters exactly
     assert long_code_lines(nb_of(md("z" * 200), code("x = 1\n" + "y = " + "1" * 85, 1))) == [(1, 2, 89)]
+
+
+# A module for the show_source rule, written to a temporary package: a method whose
+# lines are 88 characters once dedented (92 as written), and a function with a line of 89.
+PLANTED_SOURCE = (
+    "class Shown:\n"
+    "    def fits(self):\n"
+    "        return " + "1" * 77 + "\n"
+    "\n"
+    "\n"
+    "def too_wide():\n"
+    "    return " + "2" * 78 + "\n"
+)
+
+
+def test_rule_shown_source(tmp_path, monkeypatch):
+    package = "planted_width_package"
+    (tmp_path / package).mkdir()
+    (tmp_path / package / "__init__.py").write_text("")
+    (tmp_path / package / "shown.py").write_text(PLANTED_SOURCE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        imports = code(f"from {package} import shown\nfrom {package}.shown import Shown\n"
+                       "from bplib.plot import show_source", 1)
+
+        def check(*cells):
+            return shown_source_problems(nb_of(imports, *cells), package=package)
+
+        assert check(code("show_source(shown.Shown.fits)", 2), code("show_source(Shown.fits)", 3)) == []
+        assert check(code("x = 1\nshow_source(shown.too_wide)", 2)) == ["cell 1: show_source(shown.too_wide) line 2 has 89 characters"]
+        assert check(code("show_source(shown.missing)", 2)) == [
+            "cell 1: show_source(shown.missing) cannot be resolved: shown has no attribute 'missing'"]
+        assert "'activations' is not imported" in check(code("show_source(activations.sigmoid)", 2))[0]
+        assert "not a dotted name" in check(code("show_source(pick(shown))", 2))[0]
+        assert "cannot be read" in check(code("%time show_source(shown.too_wide)", 2))[0]
+        assert check(code("print(shown)", 2)) == []  # no show_source call: nothing to check
+    finally:
+        for name in [n for n in sys.modules if n == package or n.startswith(package + ".")]:
+            del sys.modules[name]
+    # the library's own names: from bplib import module, and import bplib.module as name
+    lib = nb_of(code("from bplib import activations\nimport bplib.losses as L\nimport bplib.nn", 1),
+                code("show_source(activations.sigmoid)\nshow_source(L.softmax_backward)\n"
+                     "show_source(bplib.nn.Sequential.backward)", 2))
+    assert [ast.unparse(e) for _, e in show_source_calls(lib)] == [
+        "activations.sigmoid", "L.softmax_backward", "bplib.nn.Sequential.backward"]
+    assert shown_source_problems(lib) == []
+    assert shown_source_problems(lib, limit=40)  # the same lines fail a narrower page
+
+
+def test_rule_output_lines():
+    def stream(text, name="stdout"):
+        return {"output_type": "stream", "name": name, "text": text}
+
+    def result(**data):
+        return {"output_type": "execute_result", "data": data, "metadata": {}, "execution_count": 1}
+
+    fits, wide = "a" * 88, "b" * 89
+    assert long_output_lines(nb_of(code("print()", 1, outputs=[stream(f"x\n{fits}\n")]))) == []
+    assert long_output_lines(nb_of(md(wide), code("print()", 1, outputs=[stream(["x\n", f"{wide}\n"])]))) == [(1, 2, 89)]
+    assert long_output_lines(nb_of(code("", 1, outputs=[stream("x\n"), stream(wide, "stderr")]))) == [(0, 2, 89)]
+    assert long_output_lines(nb_of(code("v", 1, outputs=[result(**{"text/plain": wide})]))) == [(0, 1, 89)]
+    # a result shown as HTML or Markdown, or a glued value, is not shown as text
+    for data in ({"text/plain": wide, "text/html": "<p>b</p>"}, {"text/plain": wide, "text/markdown": "b"},
+                 {"application/papermill.record/text/plain": wide}):
+        assert long_output_lines(nb_of(code("v", 1, outputs=[result(**data)]))) == []
 
 
 def test_rule_figure_metadata():
