@@ -272,11 +272,12 @@ def _bn_backward(fn, dout, x, mu, std, gamma, training):
     _finite(fn, "dout", dout, dbeta)
     dx = x - f(mu)  # one new (N, D) array: x - mu first, then dx
     with np.errstate(over="ignore", invalid="ignore"):
-        dgamma = _dots(dout, dx) / std  # (D,), sum_n dout xhat, with xhat = (x - mu) / std
+        # (D,), sum_n dout xhat, with xhat = (x - mu) / std
+        dgamma = _dots(dout, dx) / std
         if not training:  # the running statistics are constants: y is affine in x
             np.multiply(dout, f(gamma / std), out=dx)
         else:  # dx = gamma / (N std) [N dout - dbeta - xhat dgamma]
-            dx *= f(-dgamma / (n * std))  # - xhat dgamma / N, as (x - mu) times a vector
+            dx *= f(-dgamma / (n * std))  # - xhat dgamma / N, from x - mu
             dx += dout
             dx -= f(dbeta / n)
             dx *= f(gamma / std)
