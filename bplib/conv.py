@@ -403,9 +403,9 @@ def _per_channel(fn, name, v, C):
 
 
 def subsample_forward(x, alpha, b, size=2, stride=2):
-    """z[n, c, i, j] = alpha[c] S[n, c, i, j] + b[c], S the window sums.
+    """z[n, c, i, j] = alpha[c] Sigma[n, c, i, j] + b[c], Sigma the window sums.
 
-    S[n, c, i, j] = sum over 0 <= p, q < size of x[n, c, i stride + p,
+    Sigma[n, c, i, j] = sum over 0 <= p, q < size of x[n, c, i stride + p,
     j stride + q]. LeNet's subsampling: each map's window sum times a
     trainable coefficient, plus a trainable bias; LeNet then applies a
     squashing activation, a module of its own here. With alpha = 1 / size^2
@@ -420,17 +420,17 @@ def subsample_forward(x, alpha, b, size=2, stride=2):
     x, size, stride, _ = _pool_args(fn, x, size, stride)
     alpha = _per_channel(fn, "alpha", alpha, x.shape[1])  # (C, 1, 1)
     b = _per_channel(fn, "b", b, x.shape[1])
-    # alpha S = (alpha size^2) m, with m the window means: no sum overflows
+    # alpha Sigma = (alpha size^2) m, with m the window means: no sum overflows
     m = _window_mean(x, size, stride)  # (N, C, Ho, Wo)
     z = (size * size) * alpha * m + b
     return z, SubsampleCache(m, alpha[:, 0, 0], size, stride, x.shape)
 
 
 def subsample_backward(dz, cache):
-    """dx = alpha dz upsampled; dalpha[c] = sum dz S; db[c] = sum dz.
+    """dx = alpha dz upsampled; dalpha[c] = sum dz Sigma; db[c] = sum dz.
 
     Every entry of a window gets alpha times that window's dz (overlapping
-    windows add up); the sums run over n, i, j; S, the window sums, are
+    windows add up); the sums run over n, i, j; Sigma, the window sums, are
     size^2 times the window means kept in the cache.
     Parameters: dz (N, C, Ho, Wo); cache from subsample_forward.
     Returns: (dx, dalpha, db), of shapes (N, C, H, W), (C,), (C,).
@@ -439,9 +439,9 @@ def subsample_backward(dz, cache):
     cache = check_cache("subsample_backward", cache, SubsampleCache)
     m, alpha, size, stride = cache.m, cache.alpha, cache.size, cache.stride
     dz = _upstream("subsample_backward", "dz", dz, m.shape)
-    dS = dz * alpha[:, None, None]  # z = alpha S + b, so dz/dS = alpha
-    # each entry (p, q) of a window gets its window's dS: upsampling
-    dwin = np.broadcast_to(dS, (size, size) + dS.shape)
-    dx = _add_windows(dwin, np.zeros(cache.x_shape, dS.dtype), stride)
+    dsigma = dz * alpha[:, None, None]  # z = alpha Sigma + b, so dz/dSigma = alpha
+    # each entry (p, q) of a window gets its window's dsigma: upsampling
+    dwin = np.broadcast_to(dsigma, (size, size) + dsigma.shape)
+    dx = _add_windows(dwin, np.zeros(cache.x_shape, dsigma.dtype), stride)
     dalpha = (size * size) * np.sum(dz * m, axis=(0, 2, 3))
     return dx, dalpha, dz.sum(axis=(0, 2, 3))

@@ -617,7 +617,7 @@ class LayerNorm(_Parametrized):
 
 
 # --- Chapter 5: dropout as a module. Its pure pair lives in bplib.autodiff (chapter 10), ---
-# --- which sits below nn in DESIGN.md's import order, like the other op modules.         ---
+# --- which sits below nn in CONTRIBUTING.md's import order, like the other op modules.   ---
 from bplib import autodiff  # noqa: E402  (kept with the block it serves)
 
 
