@@ -211,10 +211,10 @@ def _bn_core(fn, x, gamma, beta, running_mean, running_var, training, momentum, 
                              f"hold it: scale x down or use float64")
         new_mean = (1.0 - momentum) * running_mean + momentum * mu
         new_var = (1.0 - momentum) * running_var + momentum * var * (n / (n - 1))
-    else:
-        _finite(fn, "x", x, _column_sums(x))
+    else:  # x is checked through the output below: a NaN or an infinity in x reaches y
         mu, var = running_mean, running_var
-        out = x - _per_feature(mu, x)
+        with np.errstate(over="ignore", invalid="ignore"):
+            out = x - _per_feature(mu, x)
         new_mean, new_var = running_mean.copy(), running_var.copy()
     std = np.sqrt(var + eps)  # (D,)
     with np.errstate(over="ignore", invalid="ignore"):
@@ -225,8 +225,12 @@ def _bn_core(fn, x, gamma, beta, running_mean, running_var, training, momentum, 
             out *= _per_feature(1.0 / std, x)
             out *= _per_feature(gamma, x)
         out += _per_feature(beta, x)
-    # in training, sum_n xhat^2 <= N, so |xhat| <= sqrt(N); in inference xhat is unbounded
-    _check_output(fn, out, gamma, beta, np.sqrt(n) if training else None)
+    if training:  # sum_n xhat^2 <= N, so |xhat| <= sqrt(N): a bound on |y| without a pass over y
+        _check_output(fn, out, gamma, beta, np.sqrt(n))
+    elif not np.all(np.isfinite(_column_sums(out))):  # inference: one check serves x and y
+        if not np.all(np.isfinite(x)):
+            raise ValueError(f"{fn}: argument 'x' contains NaN or infinity")
+        _finite_result(fn, "output", out)
     return out, new_mean, new_var, BatchnormCache(x, mu, std, gamma, training)
 
 

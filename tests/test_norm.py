@@ -527,3 +527,20 @@ def test_batchnorm_cache_gives_its_nodes_on_access():
     np.testing.assert_allclose(c.xc, x - mu, rtol=1e-13, atol=1e-14)
     np.testing.assert_allclose(c.inv, 1 / np.sqrt(var + EPS), rtol=1e-13)
     np.testing.assert_allclose(c.xhat, (x - mu) / np.sqrt(var + EPS), rtol=1e-12, atol=1e-13)
+
+
+@pytest.mark.parametrize("forward, shape", [(norm.batchnorm_forward, (2, 2)), (norm.spatial_batchnorm_forward, (2, 2, 1, 1))])
+def test_inference_checks_x_through_the_output(forward, shape):
+    """In inference mode x is checked once, through the output's sums: NaN and infinity in x are refused by
+    name, a huge finite x whose output fits is accepted, and an output beyond the float range is refused."""
+    stats = (np.zeros(2), np.ones(2))
+    for bad in (np.nan, np.inf, -np.inf):
+        x = np.ones(shape)
+        x.flat[0] = bad
+        with pytest.raises(ValueError, match=f"{forward.__name__}: argument 'x' contains NaN or infinity"):
+            forward(x, np.ones(2), np.zeros(2), *stats, training=False)
+    x = np.full(shape, 1e308)  # the batch sums of x overflow, y = x / sqrt(1 + eps) does not
+    out = forward(x, np.ones(2), np.zeros(2), *stats, training=False)[0]
+    assert np.all(np.isfinite(out)) and np.allclose(out, 1e308 / np.sqrt(1 + 1e-5), rtol=1e-12, atol=0)
+    with pytest.raises(ValueError, match=f"{forward.__name__}: the output overflows float64"):
+        forward(x, np.full(2, 10.0), np.zeros(2), *stats, training=False)
