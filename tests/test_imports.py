@@ -72,3 +72,32 @@ def test_numpy_only(name):
               "copy", "textwrap", "traceback", "contextlib"}
     third_party -= OPTIONAL_THIRD_PARTY.get(name, set())
     assert third_party <= stdlib, f"bplib.{name} imports {sorted(third_party - stdlib)}"
+
+
+OUTSIDE_DOCS = ("DESIGN" + ".md", "STYLE" + ".md", "SOURCES" + ".md", "../" + "shared/")  # the team's notes, not shipped
+
+
+def outside_references(root):
+    """(path, line number, name) for every mention, in the repository's text files, of a document outside it."""
+    found = []
+    for path in sorted(root.rglob("*")):
+        parts = path.relative_to(root).parts
+        if not path.is_file() or parts[0].startswith(".") or parts[0] in ("_build", "node_modules", "practice"):
+            continue
+        if path.suffix not in (".py", ".md", ".ipynb", ".cfg", ".toml", ".yml", ".txt", ".css", ".sty") and path.name != "Makefile":
+            continue
+        for k, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+            found += [(str(path.relative_to(root)), k, name) for name in OUTSIDE_DOCS if name in line]
+    return found
+
+
+def test_no_reference_to_documents_outside_the_repository():
+    """A newcomer has only the repository: code, tests and pages point to CONTRIBUTING.md, never to the team's notes."""
+    assert outside_references(PACKAGE.parent) == []
+
+
+def test_rule_outside_references(tmp_path):
+    (tmp_path / "bplib").mkdir()
+    (tmp_path / "bplib" / "m.py").write_text("# see " + "DESIGN" + ".md section 3\nx = 1\n")
+    (tmp_path / "README.md").write_text("See CONTRIBUTING.md.\n")
+    assert outside_references(tmp_path) == [("bplib/m.py", 1, "DESIGN" + ".md")]
