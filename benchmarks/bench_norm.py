@@ -77,9 +77,9 @@ def _layernorm_floor(x, gamma, beta, eps=1e-5):
 def _spatial_floor(x, gamma, beta, running_mean, running_var, eps=1e-5):
     """Spatial batch norm's formulas in bare numpy with no checks and no transposes: a floor for its row.
 
-    The statistics are taken over the axes (0, 2, 3) of x itself, where bplib.norm moves the channels last and
-    runs the batch norm of rows; the passes are otherwise the same (xhat and y in the forward pass, dxhat and
-    dx with two reductions over the batch and the pixels in the backward pass).
+    The statistics are taken over the axes (0, 2, 3) of x itself, as bplib.norm takes them over the view
+    (N, C, H W); the floor keeps xhat for the backward pass, where bplib recomputes x - mu from its cache
+    (xhat and y in the forward pass, dx with two reductions over the batch and the pixels in the backward).
     """
     m = x.shape[0] * x.shape[2] * x.shape[3]
     g, b = gamma[:, None, None], beta[:, None, None]

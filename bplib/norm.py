@@ -144,17 +144,15 @@ def _two_arrays(shape, dtype):
 
 
 def _check_output(fn, out, gamma, beta, xhat_bound):
-    """Refuse an output y = gamma xhat + beta that overflowed, cheaply when |xhat| is bounded.
+    """Refuse an output y = gamma xhat + beta that overflowed, cheaply since |xhat| is bounded.
 
     |y| <= |gamma| xhat_bound + |beta| (a (D,) bound); below half the largest float, y
-    cannot have overflowed, and no pass over y is needed. xhat_bound None: check y itself.
+    cannot have overflowed, and no pass over y is needed.
     """
-    if xhat_bound is not None:
-        with np.errstate(over="ignore", invalid="ignore"):
-            bound = np.max(np.abs(gamma) * xhat_bound + np.abs(beta), initial=0.0)
-        if bound < np.finfo(out.dtype).max / 2:
-            return
-    _finite_result(fn, "output", out)
+    with np.errstate(over="ignore", invalid="ignore"):
+        bound = np.max(np.abs(gamma) * xhat_bound + np.abs(beta), initial=0.0)
+    if bound >= np.finfo(out.dtype).max / 2:
+        _finite_result(fn, "output", out)
 
 
 def _finite_result(fn, what, out, sums=None):
@@ -227,10 +225,10 @@ def _bn_core(fn, x, gamma, beta, running_mean, running_var, training, momentum, 
         out += _per_feature(beta, x)
     if training:  # sum_n xhat^2 <= N, so |xhat| <= sqrt(N): a bound on |y| without a pass over y
         _check_output(fn, out, gamma, beta, np.sqrt(n))
-    elif not np.all(np.isfinite(_column_sums(out))):  # inference: one check serves x and y
+    elif not np.all(np.isfinite(sums := _column_sums(out))):  # inference: one check serves x and y
         if not np.all(np.isfinite(x)):
             raise ValueError(f"{fn}: argument 'x' contains NaN or infinity")
-        _finite_result(fn, "output", out)
+        _finite_result(fn, "output", out, sums)
     return out, new_mean, new_var, BatchnormCache(x, mu, std, gamma, training)
 
 
