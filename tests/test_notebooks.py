@@ -2,8 +2,8 @@
 ("Notebooks") that can be read off the stored files without running anything.
 
 - every line of notebook code is at most 88 characters, and so is every line of the
-  library source a notebook shows with ``bplib.plot.show_source`` (dedented, as
-  shown) and every line of a stored text output: a longer line scrolls sideways
+  library source a notebook shows with ``bplib.plot.show_source`` (its stored
+  code block) and every line of a stored text output: a longer line scrolls sideways
   in the HTML book;
 - every figure (a code cell with an image output) has a name ``fig-chN-slug``, a
   caption and alt text in plain words (at most 400 characters, no TeX, ending
@@ -28,14 +28,9 @@ of a notebook (a dict as stored) or of text; the tests at the end of the file
 show on small synthetic notebooks that each rule can fail and pass.
 """
 
-import ast
-import importlib
-import inspect
 import json
 import pathlib
 import re
-import sys
-import textwrap
 
 import pytest
 
@@ -200,121 +195,25 @@ def book_text(path):
 # Library source shown with show_source, and stored text output
 
 
-def show_source_calls(nb):
-    """The show_source calls in a notebook's code cells: (cell index, argument node or None).
-
-    The argument is an ast expression node; None when the call has no single
-    positional argument, or when the cell does not parse as Python and mentions
-    show_source (its call cannot be read).
-    """
-    calls = []
-    for i, cell in code_cells(nb):
-        text = source(cell)
-        try:
-            tree = ast.parse(text)
-        except SyntaxError:
-            if "show_source" in text:
-                calls.append((i, None))
-            continue
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Call) and _called_name(node.func) == "show_source":
-                calls.append((i, node.args[0] if len(node.args) == 1 and not node.keywords else None))
-    return calls
-
-
-def _called_name(func):
-    """The name a call is made by: f(...) -> 'f', module.f(...) -> 'f'."""
-    return func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else None
-
-
-def imported_names(nb, package="bplib"):
-    """The names a notebook's code cells bind by importing ``package`` or its modules.
-
-    ``import bplib.nn`` binds bplib, ``import bplib.nn as nn`` binds nn, and
-    ``from bplib import nn`` or ``from bplib.nn import Linear`` bind what they
-    name; the modules are imported here. Returns {name: module or object}.
-    """
-    names = {}
-    for _, cell in code_cells(nb):
-        try:
-            tree = ast.parse(source(cell))
-        except SyntaxError:
-            continue
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Import):
-                for alias in node.names:
-                    if alias.name == package or alias.name.startswith(package + "."):
-                        module = importlib.import_module(alias.name)
-                        top = alias.name.split(".")[0]
-                        names[alias.asname or top] = module if alias.asname else sys.modules[top]
-            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module and (
-                    node.module == package or node.module.startswith(package + ".")):
-                module = importlib.import_module(node.module)
-                for alias in node.names:
-                    if not hasattr(module, alias.name):  # a submodule not yet imported by its package
-                        importlib.import_module(f"{node.module}.{alias.name}")
-                    names[alias.asname or alias.name] = getattr(module, alias.name)
-    return names
-
-
-def resolve(expr, names):
-    """The object a dotted name (``nn.Sequential.backward``) stands for among ``names``.
-
-    Raises LookupError, saying why, when ``expr`` is not a dotted name or names nothing.
-    """
-    parts = []
-    while isinstance(expr, ast.Attribute):
-        parts.append(expr.attr)
-        expr = expr.value
-    if not isinstance(expr, ast.Name):
-        raise LookupError("not a dotted name of an imported object")
-    if expr.id not in names:
-        raise LookupError(f"{expr.id!r} is not imported from the library in this notebook")
-    obj = names[expr.id]
-    for k, attr in enumerate(reversed(parts)):
-        if not hasattr(obj, attr):
-            raise LookupError(f"{'.'.join([expr.id, *reversed(parts)][:k + 1])} has no attribute {attr!r}")
-        obj = getattr(obj, attr)
-    return obj
-
-
-def long_source_lines(obj, limit=MAX_LINE):
-    """Lines of an object's source longer than ``limit`` once dedented, as show_source shows
-    it: (line number from 1, length)."""
-    lines = textwrap.dedent(inspect.getsource(obj)).splitlines()
-    return [(n, len(line)) for n, line in enumerate(lines, 1) if len(line) > limit]
-
-
-def shown_source_problems(nb, limit=MAX_LINE, package="bplib"):
-    """Problems with the library source a notebook shows: an argument of show_source that
-    cannot be resolved, and shown lines longer than ``limit``."""
-    problems, names = [], None
-    for i, expr in show_source_calls(nb):
-        if expr is None:
-            problems.append(f"cell {i}: a show_source call that cannot be read (one dotted name expected)")
-            continue
-        shown = ast.unparse(expr)
-        names = imported_names(nb, package) if names is None else names
-        try:
-            obj = resolve(expr, names)
-        except LookupError as exc:
-            problems.append(f"cell {i}: show_source({shown}) cannot be resolved: {exc}")
-            continue
-        for n, length in long_source_lines(obj, limit):
-            problems.append(f"cell {i}: show_source({shown}) line {n} has {length} characters")
-    return problems
-
-
 def output_texts(cell):
     """The stored text outputs of a cell, as a reader sees them: stream text (stdout and
-    stderr), and the text/plain of a result or display without a Markdown or HTML form."""
+    stderr), the text/plain of a result or display without a Markdown or HTML form, and
+    the code block of a Markdown result (the library source that show_source displays;
+    the book renders the stored Markdown, and nbval checks it against the library)."""
     texts = []
     for out in cell.get("outputs", []):
+        data = out.get("data", {})
+        markdown = "".join(data.get("text/markdown", ""))
         if out.get("output_type") == "stream":
             texts.append(out.get("text", ""))
-        elif "text/plain" in out.get("data", {}) and not {"text/markdown", "text/html"} & set(out["data"]):
-            texts.append(out["data"]["text/plain"])
+        elif CODE_BLOCK.match(markdown):
+            texts.append(CODE_BLOCK.match(markdown).group(1))
+        elif "text/plain" in data and not {"text/markdown", "text/html"} & set(data):
+            texts.append(data["text/plain"])
     return ["".join(t) if isinstance(t, list) else t for t in texts]
+
+
+CODE_BLOCK = re.compile(r"^```\w*\n(.*)\n```\s*$", re.DOTALL)  # a Markdown output that is one fenced block
 
 
 def long_output_lines(nb, limit=MAX_LINE):
@@ -567,13 +466,6 @@ def test_code_lines_fit_the_page(path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
-def test_shown_library_source_fits_the_page(path):
-    problems = shown_source_problems(load(path))
-    assert not problems, (f"{rel(path)}: library source shown with show_source must have lines of at most "
-                          f"{MAX_LINE} characters (after dedent) and name an object of bplib:\n" + "\n".join(problems))
-
-
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
 def test_printed_output_fits_the_page(path):
     long = long_output_lines(load(path))
     shown = ", ".join(f"cell {i} output line {n} ({length})" for i, n, length in long[:12])
@@ -674,53 +566,6 @@ def test_rule_long_lines():
     assert long_code_lines(nb_of(md("z" * 200), code("x = 1\n" + "y = " + "1" * 85, 1))) == [(1, 2, 89)]
 
 
-# A module for the show_source rule, written to a temporary package: a method whose
-# lines are 88 characters once dedented (92 as written), and a function with a line of 89.
-PLANTED_SOURCE = (
-    "class Shown:\n"
-    "    def fits(self):\n"
-    "        return " + "1" * 77 + "\n"
-    "\n"
-    "\n"
-    "def too_wide():\n"
-    "    return " + "2" * 78 + "\n"
-)
-
-
-def test_rule_shown_source(tmp_path, monkeypatch):
-    package = "planted_width_package"
-    (tmp_path / package).mkdir()
-    (tmp_path / package / "__init__.py").write_text("")
-    (tmp_path / package / "shown.py").write_text(PLANTED_SOURCE)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    try:
-        imports = code(f"from {package} import shown\nfrom {package}.shown import Shown\n"
-                       "from bplib.plot import show_source", 1)
-
-        def check(*cells):
-            return shown_source_problems(nb_of(imports, *cells), package=package)
-
-        assert check(code("show_source(shown.Shown.fits)", 2), code("show_source(Shown.fits)", 3)) == []
-        assert check(code("x = 1\nshow_source(shown.too_wide)", 2)) == ["cell 1: show_source(shown.too_wide) line 2 has 89 characters"]
-        assert check(code("show_source(shown.missing)", 2)) == [
-            "cell 1: show_source(shown.missing) cannot be resolved: shown has no attribute 'missing'"]
-        assert "'activations' is not imported" in check(code("show_source(activations.sigmoid)", 2))[0]
-        assert "not a dotted name" in check(code("show_source(pick(shown))", 2))[0]
-        assert "cannot be read" in check(code("%time show_source(shown.too_wide)", 2))[0]
-        assert check(code("print(shown)", 2)) == []  # no show_source call: nothing to check
-    finally:
-        for name in [n for n in sys.modules if n == package or n.startswith(package + ".")]:
-            del sys.modules[name]
-    # the library's own names: from bplib import module, and import bplib.module as name
-    lib = nb_of(code("from bplib import activations\nimport bplib.losses as L\nimport bplib.nn", 1),
-                code("show_source(activations.sigmoid)\nshow_source(L.softmax_backward)\n"
-                     "show_source(bplib.nn.Sequential.backward)", 2))
-    assert [ast.unparse(e) for _, e in show_source_calls(lib)] == [
-        "activations.sigmoid", "L.softmax_backward", "bplib.nn.Sequential.backward"]
-    assert shown_source_problems(lib) == []
-    assert shown_source_problems(lib, limit=40)  # the same lines fail a narrower page
-
-
 def test_rule_output_lines():
     def stream(text, name="stdout"):
         return {"output_type": "stream", "name": name, "text": text}
@@ -733,7 +578,13 @@ def test_rule_output_lines():
     assert long_output_lines(nb_of(md(wide), code("print()", 1, outputs=[stream(["x\n", f"{wide}\n"])]))) == [(1, 2, 89)]
     assert long_output_lines(nb_of(code("", 1, outputs=[stream("x\n"), stream(wide, "stderr")]))) == [(0, 2, 89)]
     assert long_output_lines(nb_of(code("v", 1, outputs=[result(**{"text/plain": wide})]))) == [(0, 1, 89)]
-    # a result shown as HTML or Markdown, or a glued value, is not shown as text
+    # library source from show_source: the Markdown code block is what the book shows, fences excluded
+    source = {"text/markdown": f"```python\ndef f():\n    {fits[4:]}\n```", "text/html": "<pre>f</pre>",
+              "text/plain": "f"}
+    assert long_output_lines(nb_of(code("show_source(f)", 1, outputs=[result(**source)]))) == []
+    source["text/markdown"] = f"```python\ndef f():\n    {wide}\n```"
+    assert long_output_lines(nb_of(code("show_source(f)", 1, outputs=[result(**source)]))) == [(0, 2, 93)]
+    # any other result shown as HTML or Markdown, or a glued value, is not shown as text
     for data in ({"text/plain": wide, "text/html": "<p>b</p>"}, {"text/plain": wide, "text/markdown": "b"},
                  {"application/papermill.record/text/plain": wide}):
         assert long_output_lines(nb_of(code("v", 1, outputs=[result(**data)]))) == []
